@@ -1,0 +1,80 @@
+"""egoface.face — face models behind one interface.
+
+`load_face_model("procedural" | "ict:PATH" | "objdir:PATH")` returns a `FaceModel`; calling it with
+(identity, expression, gaze) poses a batch of faces (`FaceMesh.vertices: (B, V, 3)` mm, head frame).
+"""
+
+from egoface.face.appearance import Appearance, Glasses, glasses_geometry, sample_appearance, surface_reflectance
+from egoface.face.gaze import eye_look_from_gaze, gaze_from_eye_look, gaze_vector
+from egoface.face.model import (
+    REQUIRED_REGIONS,
+    FaceMesh,
+    FaceModel,
+    FaceModelData,
+    FaceRig,
+    FaceTopology,
+    Landmarks,
+    LipPairs,
+)
+from egoface.face.names import (
+    EXPRESSION_NAMES,
+    EYE_LOOK_NAMES,
+    FREE_EXPRESSION_NAMES,
+    NUM_EXPRESSIONS,
+    expression_index,
+    expression_vector,
+    mirror_name,
+)
+from egoface.face.rig import Idiosyncrasies, sample_idiosyncrasies
+
+__all__ = [
+    "EXPRESSION_NAMES",
+    "EYE_LOOK_NAMES",
+    "FREE_EXPRESSION_NAMES",
+    "MODEL_KINDS",
+    "NUM_EXPRESSIONS",
+    "REQUIRED_REGIONS",
+    "Appearance",
+    "FaceMesh",
+    "FaceModel",
+    "FaceModelData",
+    "FaceRig",
+    "FaceTopology",
+    "Glasses",
+    "Idiosyncrasies",
+    "Landmarks",
+    "LipPairs",
+    "expression_index",
+    "expression_vector",
+    "eye_look_from_gaze",
+    "gaze_from_eye_look",
+    "gaze_vector",
+    "glasses_geometry",
+    "load_face_model",
+    "mirror_name",
+    "sample_appearance",
+    "sample_idiosyncrasies",
+    "surface_reflectance",
+]
+
+#: The face-model specs `load_face_model` understands.
+MODEL_KINDS = ("procedural", "ict:PATH", "objdir:PATH")
+
+
+def load_face_model(spec: str = "procedural") -> FaceModel:
+    """A face model from a spec: `procedural` (the embedded default), `ict:PATH` (an ICT-FaceKit npz or
+    `FaceXModel/` folder) or `objdir:PATH` (a folder of OBJ blendshapes, mm)."""
+    kind, _, path = spec.partition(":")
+    if kind == "procedural" and not path:
+        from egoface.face.procedural import ProceduralFaceModel
+
+        return ProceduralFaceModel()
+    if kind == "ict" and path:
+        from egoface.face.ict import load_ict_facekit
+
+        return load_ict_facekit(path)
+    if kind == "objdir" and path:
+        from egoface.face.objdir import load_obj_folder
+
+        return load_obj_folder(path)
+    raise ValueError(f"unknown face model {spec!r}; expected one of {', '.join(MODEL_KINDS)}")

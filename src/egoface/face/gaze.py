@@ -1,0 +1,81 @@
+"""Gaze conventions and the one function that drives the 8 eye-following shapes from gaze.
+
+Gaze is per eye, `(B, 2, 2)`: eye 0 is the subject's left eye, eye 1 the right; the last axis is (yaw, pitch) in
+degrees in the head frame, yaw positive toward the subject's left (+X), pitch positive up (+Y). Looking straight
+ahead is (0, 0), along +Z.
+
+The eye-following shapes saturate at these angles (ARKit-like ranges):
+
+- `eyeLookOut` / `eyeLookIn`: |yaw| / 30 deg, "out" is away from the nose (yaw > 0 for the left eye,
+  yaw < 0 for the right eye), "in" toward it;
+- `eyeLookUp`: pitch / 25 deg for pitch > 0; `eyeLookDown`: -pitch / 30 deg for pitch < 0;
+
+each clamped to [0, 1]. `gaze_from_eye_look` is its inverse inside those ranges.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from egoface.face.names import EYE_LOOK_NAMES
+
+__all__ = [
+    "DOWN_RANGE_DEG",
+    "HORIZONTAL_RANGE_DEG",
+    "UP_RANGE_DEG",
+    "eye_look_from_gaze",
+    "gaze_from_eye_look",
+    "gaze_rotation",
+    "gaze_vector",
+]
+
+HORIZONTAL_RANGE_DEG = 30.0
+UP_RANGE_DEG = 25.0
+DOWN_RANGE_DEG = 30.0
+
+
+def eye_look_from_gaze(gaze: torch.Tensor) -> torch.Tensor:
+    """gaze: (B, 2, 2) deg -> (B, 8) eye-following shape weights in `EYE_LOOK_NAMES` order."""
+    yaw, pitch = gaze[..., 0], gaze[..., 1]  # (B, 2) each, eye 0 = left
+    outward = torch.stack([yaw[:, 0], -yaw[:, 1]], dim=1)  # (B, 2) positive away from the nose
+    values = {
+        "eyeLookDown": (-pitch / DOWN_RANGE_DEG).clamp(0, 1),
+        "eyeLookIn": (-outward / HORIZONTAL_RANGE_DEG).clamp(0, 1),
+        "eyeLookOut": (outward / HORIZONTAL_RANGE_DEG).clamp(0, 1),
+        "eyeLookUp": (pitch / UP_RANGE_DEG).clamp(0, 1),
+    }
+    columns = [values[name[:-2]][:, 0 if name.endswith("_L") else 1] for name in EYE_LOOK_NAMES]
+    return torch.stack(columns, dim=1)
+
+
+def gaze_from_eye_look(eye_look: torch.Tensor) -> torch.Tensor:
+    """eye_look: (B, 8) in `EYE_LOOK_NAMES` order -> gaze (B, 2, 2) deg; inverse of `eye_look_from_gaze`."""
+    shape = {name: eye_look[:, i] for i, name in enumerate(EYE_LOOK_NAMES)}
+    eyes = []
+    for side, outward_sign in (("_L", 1.0), ("_R", -1.0)):
+        outward = HORIZONTAL_RANGE_DEG * (shape["eyeLookOut" + side] - shape["eyeLookIn" + side])
+        pitch = UP_RANGE_DEG * shape["eyeLookUp" + side] - DOWN_RANGE_DEG * shape["eyeLookDown" + side]
+        eyes.append(torch.stack([outward_sign * outward, pitch], dim=-1))
+    return torch.stack(eyes, dim=1)
+
+
+def gaze_vector(gaze: torch.Tensor) -> torch.Tensor:
+    """gaze: (..., 2) deg (yaw, pitch) -> (..., 3) unit direction in the head frame."""
+    yaw, pitch = torch.deg2rad(gaze[..., 0]), torch.deg2rad(gaze[..., 1])
+    return torch.stack([torch.sin(yaw) * torch.cos(pitch), torch.sin(pitch), torch.cos(yaw) * torch.cos(pitch)], -1)
+
+
+def gaze_rotation(gaze: torch.Tensor) -> torch.Tensor:
+    """gaze: (..., 2) deg -> (..., 3, 3) rotation taking +Z (straight ahead) to `gaze_vector(gaze)`.
+
+    R = R_y(yaw) @ R_x(-pitch): first tilt up by pitch, then turn toward +X by yaw.
+    """
+    yaw, pitch = torch.deg2rad(gaze[..., 0]), torch.deg2rad(gaze[..., 1])
+    cy, sy, cp, sp = torch.cos(yaw), torch.sin(yaw), torch.cos(pitch), torch.sin(pitch)
+    zero = torch.zeros_like(yaw)
+    rows = [
+        torch.stack([cy, -sy * sp, sy * cp], -1),
+        torch.stack([zero, cp, sp], -1),
+        torch.stack([-sy, -cy * sp, cy * cp], -1),
+    ]
+    return torch.stack(rows, -2)
