@@ -1,0 +1,158 @@
+"""Infrared sensing: from the shader's radiance image to the 8-bit frame a headset camera delivers.
+
+Stages, in the order light meets them: lens blur and vignetting (optics), an optional motion-blur blend with the
+previous frame, exposure (radiance x exposure time -> photo-electrons, clipped at the full well), shot and read noise,
+analog gain, black level and quantization with clipping at both ends of the 8-bit range. `AutoExposure` is the
+camera's per-session exposure loop: it steers exposure toward a target mean level, within limits, so faces far from
+the LEDs come out dark and close ones saturate, as on real headsets. Out-of-distribution events (a hand in view, a
+covered camera) are image-space composites flagged by the caller.
+
+Two sensor models stand for the two domains: `SYNTHETIC_SENSOR` (the training renderer's) and `REAL_SENSOR` (the
+"real" domain's: noisier, softer, stronger vignetting, a non-linear response and fixed-pattern noise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+__all__ = [
+    "REAL_SENSOR",
+    "SYNTHETIC_SENSOR",
+    "AutoExposure",
+    "SensorModel",
+    "cover_camera",
+    "hand_in_view",
+    "sense",
+]
+
+
+@dataclass(frozen=True)
+class SensorModel:
+    """A camera's optics and sensor. full_well: electrons at saturation; read_noise: electrons RMS;
+    gain_dn_per_electron: digital numbers per electron at unit analog gain; black_level: DN; vignetting: relative
+    fall-off at the image corner; blur_sigma_px: lens blur; response_gamma: 1 = linear; fixed_pattern: relative
+    per-pixel gain variation (PRNU)."""
+
+    full_well: float = 9000.0
+    read_noise: float = 6.0
+    gain_dn_per_electron: float = 255.0 / 9000.0
+    black_level: float = 4.0
+    vignetting: float = 0.35
+    blur_sigma_px: float = 0.5
+    response_gamma: float = 1.0
+    fixed_pattern: float = 0.0
+
+
+SYNTHETIC_SENSOR = SensorModel()
+REAL_SENSOR = SensorModel(
+    full_well=7000.0,
+    read_noise=12.0,
+    gain_dn_per_electron=255.0 / 7000.0,
+    black_level=10.0,
+    vignetting=0.55,
+    blur_sigma_px=0.9,
+    response_gamma=0.8,
+    fixed_pattern=0.02,
+)
+
+
+@dataclass
+class AutoExposure:
+    """Per-session exposure control. exposure: electrons per unit radiance; steers the frame mean toward
+    `target_dn` by a fraction `rate` per frame, within [min_exposure, max_exposure]."""
+
+    exposure: float
+    target_dn: float = 100.0
+    rate: float = 0.15
+    min_exposure: float = 200.0
+    max_exposure: float = 60000.0
+
+    def update(self, frame: np.ndarray) -> None:
+        """Adapt to a delivered uint8 frame (H, W)."""
+        mean = max(float(frame.mean()), 1.0)
+        step = (self.target_dn / mean) ** self.rate
+        self.exposure = float(np.clip(self.exposure * step, self.min_exposure, self.max_exposure))
+
+
+def sense(
+    radiance: np.ndarray,
+    sensor: SensorModel,
+    exposure: float,
+    rng: np.random.Generator,
+    gain: float = 1.0,
+    previous_radiance: np.ndarray | None = None,
+    motion_blur: float = 0.0,
+) -> np.ndarray:
+    """radiance: (H, W) float from the shader -> (H, W) uint8 frame.
+
+    exposure: electrons per unit radiance (see `AutoExposure`); gain: analog gain; motion_blur in [0, 1): the weight
+    of `previous_radiance` (the scene one frame earlier) in a linear blend that stands in for movement during the
+    exposure.
+    """
+    if radiance.ndim != 2:
+        raise ValueError(f"radiance must be an (H, W) image, got shape {radiance.shape}")
+    if not 0.0 <= motion_blur < 1.0:
+        raise ValueError(f"motion_blur must be in [0, 1), got {motion_blur}")
+    light = radiance.astype(np.float64)
+    if previous_radiance is not None and motion_blur > 0:
+        light = (1.0 - motion_blur) * light + motion_blur * previous_radiance
+    if sensor.blur_sigma_px > 0:
+        light = gaussian_filter(light, sensor.blur_sigma_px, mode="nearest")
+    light *= _vignetting(light.shape, sensor.vignetting)
+    if sensor.fixed_pattern > 0:
+        light *= _fixed_pattern(light.shape, sensor.fixed_pattern)
+    electrons = light * exposure
+    electrons = electrons + np.sqrt(electrons) * rng.standard_normal(light.shape)  # shot noise
+    electrons = np.minimum(electrons, sensor.full_well)  # the well clips the collected charge
+    electrons = electrons + sensor.read_noise * rng.standard_normal(light.shape)
+    signal = np.clip(electrons * sensor.gain_dn_per_electron * gain / 255.0, 0.0, None)
+    if sensor.response_gamma != 1.0:
+        signal = signal**sensor.response_gamma
+    levels = 255.0 * signal + sensor.black_level
+    return np.clip(np.rint(levels), 0, 255).astype(np.uint8)
+
+
+def _vignetting(shape: tuple[int, ...], strength: float) -> np.ndarray:
+    """(H, W) relative illumination 1 at the centre, 1 - strength at the corners (quadratic in radius)."""
+    height, width = shape
+    y, x = np.mgrid[0:height, 0:width]
+    radius = np.hypot((x - (width - 1) / 2) / (width / 2), (y - (height - 1) / 2) / (height / 2)) / np.sqrt(2)
+    return 1.0 - strength * radius**2
+
+
+def _fixed_pattern(shape: tuple[int, ...], strength: float) -> np.ndarray:
+    """A sensor's own per-pixel gain pattern: fixed for a sensor (seeded by its size), not per frame."""
+    return 1.0 + strength * np.random.default_rng(shape[0] * 10007 + shape[1]).standard_normal(shape)
+
+
+def hand_in_view(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Composite a close hand into a uint8 frame: bright (near the LEDs), blurred fingers entering from an edge."""
+    height, width = frame.shape
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    angle = rng.uniform(0, 2 * np.pi)
+    direction = np.array([np.cos(angle), np.sin(angle)])
+    entry = np.array([width / 2, height / 2]) - direction * 0.6 * max(width, height)
+    depth = (x - entry[0]) * direction[0] + (y - entry[1]) * direction[1]  # distance into the image
+    across = -(x - entry[0]) * direction[1] + (y - entry[1]) * direction[0]
+    reach = rng.uniform(0.5, 0.9) * max(width, height)
+    finger_width = rng.uniform(0.08, 0.14) * width
+    mask = np.zeros_like(x)
+    for offset in np.arange(-1.5, 2.0) * finger_width * 1.1:
+        finger = (np.abs(across - offset) < finger_width / 2) & (depth < reach - abs(offset) * 0.5)
+        mask = np.maximum(mask, finger.astype(np.float64))
+    mask = np.maximum(mask, (depth < 0.45 * reach).astype(np.float64))  # the palm
+    mask = gaussian_filter(mask, 0.02 * width)
+    brightness = rng.uniform(170, 250) * (1.0 + 0.08 * gaussian_filter(rng.standard_normal(x.shape), 2.0))
+    blended = frame * (1.0 - mask) + brightness * mask
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def cover_camera(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A covered lens: almost no structure, a dim or glowing blur (LED light scattered by a finger or cloth)."""
+    level = rng.uniform(2, 60)
+    blurred = gaussian_filter(frame.astype(np.float64), 0.25 * frame.shape[1]) * 0.2 + level
+    noisy = blurred + 2.0 * rng.standard_normal(frame.shape)
+    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
