@@ -46,6 +46,11 @@ def toy_face_data() -> FaceModelData:
     face = np.arange(n_grid)
     regions = {name: face for name in REQUIRED_REGIONS}
     regions["eyeballs"] = np.concatenate([left_ids, right_ids])
+    regions.update(
+        pupil=np.concatenate([left_ids[:1], right_ids[:1]]),
+        iris=np.concatenate([left_ids[1:9], right_ids[1:9]]),
+        sclera=np.concatenate([left_ids[9:], right_ids[9:]]),
+    )
     regions.update(lips=np.array([10, 17]), nose=np.array([31]), teeth=np.array([24]), mouth_interior=np.array([24]))
     deltas = np.zeros((NUM_EXPRESSIONS, len(neutral), 3), np.float32)
     deltas[expression_index("jawOpen"), :7, 1] = -10.0  # bottom row moves down 10 mm

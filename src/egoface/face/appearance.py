@@ -95,8 +95,6 @@ _TEETH_ALBEDO = 0.8
 _MOUTH_INTERIOR_ALBEDO = 0.12  # stands in for the cavity's self-shadowing, which the shader does not model
 _TONGUE_ALBEDO = 0.35
 _CORNEA_SPECULAR = 0.9
-_PUPIL_HALF_ANGLE_DEG = 12.0
-_IRIS_HALF_ANGLE_DEG = 30.0
 
 
 def surface_reflectance(model: FaceModel, appearance: Appearance) -> SurfaceReflectance:
@@ -113,7 +111,7 @@ def surface_reflectance(model: FaceModel, appearance: Appearance) -> SurfaceRefl
     hair = _facial_hair_density(model, vertices, appearance, rng)
     albedo *= 1.0 - 0.55 * hair
 
-    parts = _eye_parts(model, vertices)
+    parts = _eye_parts(model)
     albedo[parts["sclera"]] = _SCLERA_ALBEDO
     albedo[parts["iris"]] = appearance.iris_albedo
     albedo[parts["pupil"]] = _PUPIL_ALBEDO
@@ -184,27 +182,10 @@ def _beard_areas(model: FaceModel, vertices: np.ndarray) -> tuple[np.ndarray, np
     return beard, moustache
 
 
-def _eye_parts(model: FaceModel, vertices: np.ndarray) -> dict[str, np.ndarray]:
-    """Vertex ids of sclera, iris and pupil: the model's regions when it names them, else cones about +Z."""
-    regions = model.topology.regions
-    eyeball_ids = np.concatenate(model.topology.eyeball_vertex_ids)
-    if eyeball_ids.size == 0:
-        empty = np.zeros(0, np.int64)
-        return {"sclera": empty, "iris": empty, "pupil": empty}
-    centres = model.mean_eyeball_centers.detach().cpu().numpy()
-    angle = np.zeros(len(vertices))
-    for eye, ids in enumerate(model.topology.eyeball_vertex_ids):
-        direction = vertices[ids] - centres[eye]
-        cosine = direction[:, 2] / np.maximum(np.linalg.norm(direction, axis=1), 1e-9)
-        angle[ids] = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
-    derived = {
-        "pupil": eyeball_ids[angle[eyeball_ids] < _PUPIL_HALF_ANGLE_DEG],
-        "iris": eyeball_ids[
-            (angle[eyeball_ids] >= _PUPIL_HALF_ANGLE_DEG) & (angle[eyeball_ids] < _IRIS_HALF_ANGLE_DEG)
-        ],
-        "sclera": eyeball_ids[angle[eyeball_ids] >= _IRIS_HALF_ANGLE_DEG],
-    }
-    return {part: regions.get(part, derived[part]) for part in derived}
+def _eye_parts(model: FaceModel) -> dict[str, np.ndarray]:
+    """Vertex ids of the eyes' sclera, iris and pupil regions (empty for models without eyeballs)."""
+    empty = np.zeros(0, np.int64)
+    return {part: model.topology.regions.get(part, empty) for part in ("sclera", "iris", "pupil")}
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ __all__ = [
     "pose_vertices",
 ]
 
-#: Vertex regions every face model names (more are allowed, e.g. `sclera`, `iris`, `pupil`, `tongue`, `eyelid_L`).
+#: Vertex regions every face model names. More are allowed: models with eyeballs also name `sclera`, `iris` and
+#: `pupil`; others used when present: `tongue`, `eyelid_L/R`, `beard`, `moustache`.
 REQUIRED_REGIONS: tuple[str, ...] = (
     "face", "upper_face", "lower_face", "eye_L", "eye_R", "brows", "nose", "cheeks", "lips",
     "mouth_interior", "teeth", "eyeballs", "chin",
@@ -246,11 +247,13 @@ class FaceModel(nn.Module):
     def identity_neutral(self, identity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """identity: (B, K) -> neutral vertices (B, V, 3) mm and eyeball centres (B, 2, 3) mm.
 
-        Eyeball centres move with the mean offset of each eyeball's vertices.
+        Eyeball centres move with the mean offset of each eyeball's vertices (models without eyeball vertices keep
+        their nominal centres).
         """
         offsets = torch.einsum("bk,kvc->bvc", identity.to(self.identity_basis.dtype), self.identity_basis)
         centres = [
-            self.mean_eyeball_centers[eye] + offsets[:, torch.from_numpy(ids).to(offsets.device)].mean(dim=1)
+            self.mean_eyeball_centers[eye]
+            + (offsets[:, torch.from_numpy(ids).to(offsets.device)].mean(dim=1) if ids.size else 0.0)
             for eye, ids in enumerate(self.topology.eyeball_vertex_ids)
         ]
         return self.neutral_vertices + offsets, torch.stack(centres, dim=1)
