@@ -57,6 +57,7 @@ def _face_inspect(args: argparse.Namespace) -> int:
         f"mirror match residual {report.mirror_residual_mm} mm"
     )
     table = Table("expression", "max displacement (mm)", "region", "share", "symmetry error (mm)")
+    table.columns[0].no_wrap = True
     for row in report.expressions:
         table.add_row(
             row.name,

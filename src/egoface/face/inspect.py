@@ -13,10 +13,9 @@ from egoface.face.names import EXPRESSION_NAMES, mirror_name
 
 __all__ = ["ExpressionReport", "ModelReport", "inspect_model", "mirror_vertex_map", "region_shares"]
 
-#: Regions an expression is attributed to (the finer, mostly disjoint ones).
-ATTRIBUTION_REGIONS: tuple[str, ...] = (
-    "brows", "eye_L", "eye_R", "nose", "cheeks", "lips", "chin", "mouth_interior", "teeth",
-)  # fmt: skip
+#: Regions an expression is attributed to: the finer, mostly disjoint skin regions. Hidden parts (mouth interior,
+#: teeth) are left out: their dense meshes would outweigh the skin a camera actually sees.
+ATTRIBUTION_REGIONS: tuple[str, ...] = ("brows", "eye_L", "eye_R", "nose", "cheeks", "lips", "chin")
 _MOVING_FRACTION = 0.1  # vertices moving more than this fraction of a shape's maximum count for symmetry
 
 
