@@ -244,10 +244,14 @@ class Camera:
             raise ValueError(f"points must have shape (..., N, 3), got {tuple(tensor.shape)}")
         if not bool(torch.isfinite(tensor).all()):
             raise ValueError("points contain NaN or infinite coordinates")
-        x, y, z = self.world_to_camera(tensor).unbind(-2)
-        u, v, valid = self.lens.project_camera_frame(x, y, z)
-        pixels = torch.stack((u, v), dim=-1)
-        depth = torch.sqrt(x * x + y * y + z * z)
+        pixels, depth, valid = self.project_unchecked(tensor)
         if is_numpy:
             return Projection(pixels.numpy(), depth.numpy(), valid.numpy())  # type: ignore[arg-type]
         return Projection(pixels, depth, valid)  # type: ignore[arg-type]
+
+    def project_unchecked(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`project` for callers that have already checked `points` (..., N, 3) finite floats, e.g. a `Mesh`:
+        -> pixels (..., N, 2), depth (..., N), valid (..., N) as tensors."""
+        x, y, z = self.world_to_camera(points).unbind(-2)
+        u, v, valid = self.lens.project_camera_frame(x, y, z)
+        return torch.stack((u, v), dim=-1), torch.sqrt(x * x + y * y + z * z), valid

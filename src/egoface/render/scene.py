@@ -157,12 +157,11 @@ def _render_fast(
         if timings is not None:
             timings[stage] = timings.get(stage, 0.0) + clock[-1] - clock[-2]
 
-    projection = camera.project(mesh.vertices)
+    pixels, depth, valid = camera.project_unchecked(torch.from_numpy(mesh.vertices))  # a Mesh is checked already
     lap("project")
     fragments = _rasterize_fast(
-        projection.pixels, projection.depth, projection.valid, mesh.triangles, camera.width, camera.height,
-        cull_backfaces,
-    )  # fmt: skip
+        pixels.numpy(), depth.numpy(), valid.numpy(), mesh.triangles, camera.width, camera.height, cull_backfaces
+    )
     lap("rasterize")
     normals = np.empty_like(mesh.vertices)
     _vertex_normals_kernel(mesh.vertices, mesh.triangles, normals)
