@@ -21,6 +21,7 @@ from 15 unambiguous candidates among these segments ("neutral", "maximal jaw dro
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -528,7 +529,7 @@ def build_script(preset: str, fps: float) -> CaptureScript:
     """
     if preset not in _PRESET_SPECS:
         raise ValueError(f"unknown capture script preset {preset!r}; choose one of {PRESETS}")
-    if not (isinstance(fps, int | float) and math.isfinite(fps) and fps > 0):
+    if not (isinstance(fps, numbers.Real) and math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be a positive number, got {fps!r}")
     spec = _PRESET_SPECS[preset]
     rows: list[dict[str, Any]] = [
