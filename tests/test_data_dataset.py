@@ -65,7 +65,7 @@ def test_left_cameras_are_flipped_and_keypoints_follow(tmp_path: Path) -> None:
     for camera in CAMERAS:
         keypoints[camera][1, 0] = (4, 6)
     labels = dataclasses.replace(data.labels, keypoints=keypoints)
-    segments = [{"name": "neutral", "kind": "expression", "start": 0, "end": 3, "anchor": "neutral"}]
+    segments = [{"name": "neutral", "kind": "expression", "start_frame": 0, "stop_frame": 3, "anchor": "neutral"}]
     DatasetStore(tmp_path).write_recording(dataclasses.replace(data, images=images, labels=labels, segments=segments))
     same = HeadsetDataset(tmp_path, resolution=(20, 30))
     halves = same[0].images[:, 0]

@@ -50,14 +50,17 @@ def make_recording(
     cameras=CAMERAS,
     seed: int = 0,
 ) -> RecordingData:
-    """A recording of random images and labels; anchors `neutral` (peak frame 5) and `jaw_open_max` (hold 20-30)."""
+    """A recording of random images and labels; anchors `neutral` (hold 4-7: frame 5), `jaw_open_max` (hold 20-30)."""
     rng = np.random.default_rng(seed)
     labelled = domain != "unlabeled"
     segments = [
-        {"name": "neutral", "kind": "expression", "start": 0, "end": 10, "peak": 5, "anchor": "neutral",
-         "art_prior": {"jawOpen": 0.0}, "eyes_closed": False, "mouth_closed": True},
-        {"name": "jaw_open_max", "kind": "expression", "start": 10, "end": frames, "phases": {"hold": [20, 30]},
-         "anchor": "jaw_open_max", "art_prior": {"jawOpen": 1.0}, "eyes_closed": False, "mouth_closed": False},
+        {"name": "neutral", "kind": "expression", "start_frame": 0, "stop_frame": 10, "peak_start_frame": 4,
+         "peak_stop_frame": 7, "anchor": "neutral", "art_prior": {"jawOpen": 0.0}, "eyes_closed": False,
+         "mouth_closed": True},
+        {"name": "jaw_open_max", "kind": "expression", "start_frame": 10, "stop_frame": frames,
+         "phases": {"onset_s": 0.2, "peak_s": 0.3, "hold_s": 0.5, "release_s": 0.3}, "peak_start_frame": 20,
+         "peak_stop_frame": 30, "anchor": "jaw_open_max", "art_prior": {"jawOpen": 1.0}, "eyes_closed": False,
+         "mouth_closed": False},
     ]  # fmt: skip
     return RecordingData(
         subject=make_subject(subject, domain, split, cameras),

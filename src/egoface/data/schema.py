@@ -47,8 +47,10 @@ DOMAINS: tuple[str, ...] = ("synthetic", "real", "unlabeled")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 #: Domains whose true labels exist; in `real` they are withheld from the training tree.
 LABEL_DOMAINS: tuple[str, ...] = ("synthetic", "real")
-#: Keys every segment-table entry carries (more are allowed, e.g. `phases`, `peak`, `art_prior`, `anchor`).
-SEGMENT_KEYS: tuple[str, ...] = ("name", "kind", "start", "end")
+#: Keys every segment-table entry carries (frames, stop exclusive); more are allowed: the rows of
+#: `egoface.capture.CaptureScript.segment_table()` (`phases`, `peak_start_frame`/`peak_stop_frame`, `art_prior`,
+#: `anchor`, `eyes_closed`, `mouth_closed`, ...).
+SEGMENT_KEYS: tuple[str, ...] = ("name", "kind", "start_frame", "stop_frame")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -239,8 +241,9 @@ class RecordingData:
 
     `images[camera] (N, H, W)` uint8 for every camera of `subject.cameras`; `timestamps (N,)` float64 s;
     `labels` required for `synthetic`/`real`, absent for `unlabeled`; `ood (N,)` bool optional in every domain;
-    `segments` the segment table (list of dicts with at least `name`, `kind`, `start`, `end` frames, end exclusive,
-    plus e.g. `phases`, `peak`, `art_prior`, `anchor`, `eyes_closed`, `mouth_closed`), required for
+    `segments` the segment table (`CaptureScript.segment_table()` rows: at least `name`, `kind`, `start_frame`,
+    `stop_frame` (exclusive), plus e.g. `phases`, `peak_start_frame`/`peak_stop_frame`, `art_prior`, `anchor`,
+    `eyes_closed`, `mouth_closed`), required for
     `synthetic`/`real` and absent for `unlabeled`; `attrs` free JSON recording attributes (seeds, sensor settings;
     never true labels).
     """
@@ -289,8 +292,9 @@ class RecordingData:
             missing = [k for k in SEGMENT_KEYS if k not in segment]
             if missing:
                 raise ValueError(f"segments[{i}] lacks {missing}; every segment needs {SEGMENT_KEYS}")
-            if not 0 <= int(segment["start"]) <= int(segment["end"]) <= n:
-                raise ValueError(f"segments[{i}] spans frames [{segment['start']}, {segment['end']}) outside [0, {n}]")
+            start, stop = int(segment["start_frame"]), int(segment["stop_frame"])
+            if not 0 <= start <= stop <= n:
+                raise ValueError(f"segments[{i}] spans frames [{start}, {stop}) outside [0, {n}]")
         json.dumps(to_json_value(self.recording_attrs(), "recording attrs"))
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -344,22 +348,19 @@ def _shape_text(spec: ArraySpec) -> str:
 def anchor_frames(segments: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """The peak frame of each anchor segment (`segment["anchor"]` names it), first occurrence wins.
 
-    The peak frame is `segment["peak"]` when given, else the middle of `segment["phases"]["hold"]` (a
-    `[start, end)` frame pair), else the middle of the segment.
+    The peak frame is the middle of the segment's hold (`[peak_start_frame, peak_stop_frame)`) when given, else
+    the middle of the segment (`[start_frame, stop_frame)`).
     """
     out: dict[str, int] = {}
     for segment in segments:
         anchor = segment.get("anchor")
         if not anchor or anchor in out:
             continue
-        phases = segment.get("phases")
-        if segment.get("peak") is not None:
-            out[anchor] = int(segment["peak"])
-        elif isinstance(phases, Mapping) and "hold" in phases:
-            start, end = phases["hold"]
-            out[anchor] = (int(start) + int(end) - 1) // 2
+        if segment.get("peak_start_frame") is not None and segment.get("peak_stop_frame") is not None:
+            start, stop = int(segment["peak_start_frame"]), int(segment["peak_stop_frame"])
         else:
-            out[anchor] = (int(segment["start"]) + int(segment["end"]) - 1) // 2
+            start, stop = int(segment["start_frame"]), int(segment["stop_frame"])
+        out[anchor] = (start + stop - 1) // 2
     return out
 
 
