@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from egoface.data import Labels, RecordingData, SubjectInfo
+from egoface.data.schema import validate_recording
 
 CAMERAS = ("eye_left", "eye_right", "mouth_left", "mouth_right")
 KEYPOINTS = 5
@@ -76,18 +77,20 @@ def make_recording(
 
 @pytest.mark.parametrize("domain", ["synthetic", "real", "unlabeled"])
 def test_helper_recordings_satisfy_the_schema(domain: str) -> None:
-    make_recording(domain=domain).validate()
+    validate_recording(make_recording(domain=domain))
 
 
 def test_schema_rejects_labels_in_unlabeled_and_bad_shapes() -> None:
     """The store's input checks name what was expected and what came."""
     good = make_recording(domain="synthetic")
     with pytest.raises(ValueError, match="carries no labels"):
-        RecordingData(**{**good.__dict__, "subject": make_subject("s000", "unlabeled"), "segments": None}).validate()
+        validate_recording(
+            RecordingData(**{**good.__dict__, "subject": make_subject("s000", "unlabeled"), "segments": None})
+        )
     bad_images = {**good.images, "eye_left": good.images["eye_left"][:, :, :5].astype(np.float32)}
     with pytest.raises(ValueError, match=r"images/eye_left must be uint8"):
-        RecordingData(**{**good.__dict__, "images": bad_images}).validate()
+        validate_recording(RecordingData(**{**good.__dict__, "images": bad_images}))
     with pytest.raises(ValueError, match="must hold exactly the subject's cameras"):
-        RecordingData(**{**good.__dict__, "images": {"eye_left": good.images["eye_left"]}}).validate()
+        validate_recording(RecordingData(**{**good.__dict__, "images": {"eye_left": good.images["eye_left"]}}))
     with pytest.raises(ValueError, match="single path component"):
         make_subject("../escape")

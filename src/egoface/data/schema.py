@@ -16,14 +16,23 @@ Shape symbols: `N` frames, `H`/`W` image rows/columns of that camera, `L` keypoi
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from egoface.capture.recording import (
+    DOMAINS,
+    LABEL_DOMAINS,
+    SPLITS,
+    Labels,
+    RecordingData,
+    SubjectInfo,
+    check_name,
+    to_json_value,
+)
 from egoface.face.names import NUM_EXPRESSIONS
 
 __all__ = [
@@ -41,18 +50,13 @@ __all__ = [
     "is_left_camera",
     "schema_table_markdown",
     "to_json_value",
+    "validate_recording",
 ]
 
-DOMAINS: tuple[str, ...] = ("synthetic", "real", "unlabeled")
-SPLITS: tuple[str, ...] = ("train", "val", "test")
-#: Domains whose true labels exist; in `real` they are withheld from the training tree.
-LABEL_DOMAINS: tuple[str, ...] = ("synthetic", "real")
 #: Keys every segment-table entry carries (frames, stop exclusive); more are allowed: the rows of
 #: `egoface.capture.CaptureScript.segment_table()` (`phases`, `peak_start_frame`/`peak_stop_frame`, `art_prior`,
 #: `anchor`, `eyes_closed`, `mouth_closed`, ...).
 SEGMENT_KEYS: tuple[str, ...] = ("name", "kind", "start_frame", "stop_frame")
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
@@ -106,218 +110,46 @@ RECORDING_ARRAYS: tuple[ArraySpec, ...] = (
 TRUE_LABEL_ARRAYS: tuple[str, ...] = tuple(spec.path for spec in RECORDING_ARRAYS if spec.true_label)
 
 
-def check_name(kind: str, name: object) -> str:
-    """A subject, recording or camera name must be a safe single path component (letters, digits, `_.-`)."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"{kind} must match {_NAME.pattern} (a single path component), got {name!r}")
-    return name
-
-
 def is_left_camera(camera: str) -> bool:
     """Cameras named `*_left` see the subject's left side; the Dataset flips them horizontally."""
     return camera.endswith("_left")
 
 
-def to_json_value(value: Any, where: str) -> Any:
-    """`value` as plain JSON types (numpy scalars/arrays become numbers/lists); raises naming `where` otherwise."""
-    if isinstance(value, np.ndarray):
-        return to_json_value(value.tolist(), where)
-    if isinstance(value, np.generic):
-        return to_json_value(value.item(), where)
-    if isinstance(value, Mapping):
-        return {str(k): to_json_value(v, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_json_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{where} is {value}; only finite numbers can be stored")
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    raise TypeError(f"{where} must be JSON-serializable (dict, list, number, str, bool, None), got {type(value)}")
-
-
-@dataclass(frozen=True)
-class SubjectInfo:
-    """Facts about one subject, stored as attributes of its group and shared by all its recordings.
-
-    `identity: (K,)` float32 identity coefficients of `face_model` (a `load_face_model` spec such as `procedural`);
-    `appearance`/`idiosyncrasies` JSON-serializable dicts (numpy values become lists); `rig_text` the headset rig
-    file (YAML or JSON text) named `rig_name`; `cameras` the rig's camera names in image order.
-    """
-
-    subject: str
-    domain: str
-    split: str
-    face_model: str
-    identity: np.ndarray
-    appearance: Mapping[str, Any]
-    idiosyncrasies: Mapping[str, Any] | None
-    rig_name: str
-    rig_text: str
-    cameras: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        check_name("subject", self.subject)
-        if self.domain not in DOMAINS:
-            raise ValueError(f"domain must be one of {DOMAINS}, got {self.domain!r}")
-        if self.split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
-        identity = np.asarray(self.identity)
-        if identity.ndim != 1 or not np.issubdtype(identity.dtype, np.floating) or not np.isfinite(identity).all():
-            raise ValueError(f"identity must be a finite float vector (K,), got {identity.dtype} {identity.shape}")
-        object.__setattr__(self, "identity", identity.astype(np.float32))
-        object.__setattr__(self, "cameras", tuple(self.cameras))
-        if not self.cameras or len(set(self.cameras)) != len(self.cameras):
-            raise ValueError(f"cameras must be distinct names, at least one, got {self.cameras}")
-        for camera in self.cameras:
-            check_name("camera", camera)
-        if not isinstance(self.rig_text, str) or not isinstance(self.rig_name, str):
-            raise TypeError("rig_name and rig_text must be strings (the rig file's name and its YAML/JSON text)")
-
-    def to_attrs(self) -> dict[str, Any]:
-        """The subject group's attributes (plain JSON)."""
-        return {
-            "subject": self.subject,
-            "domain": self.domain,
-            "split": self.split,
-            "face_model": self.face_model,
-            "identity": [float(x) for x in self.identity],
-            "appearance": to_json_value(dict(self.appearance), "appearance"),
-            "idiosyncrasies": None
-            if self.idiosyncrasies is None
-            else to_json_value(dict(self.idiosyncrasies), "idiosyncrasies"),
-            "rig_name": self.rig_name,
-            "rig_text": self.rig_text,
-            "cameras": list(self.cameras),
-        }
-
-    @classmethod
-    def from_attrs(cls, attrs: Mapping[str, Any]) -> SubjectInfo:
-        return cls(
-            subject=attrs["subject"],
-            domain=attrs["domain"],
-            split=attrs["split"],
-            face_model=attrs["face_model"],
-            identity=np.asarray(attrs["identity"], dtype=np.float32),
-            appearance=attrs["appearance"],
-            idiosyncrasies=attrs["idiosyncrasies"],
-            rig_name=attrs["rig_name"],
-            rig_text=attrs["rig_text"],
-            cameras=tuple(attrs["cameras"]),
-        )
-
-
-@dataclass(frozen=True)
-class Labels:
-    """True per-frame labels of one recording (shapes and units: `RECORDING_ARRAYS`).
-
-    `expression (N, 53)`, `gaze (N, 2, 2)` deg, `head_rotation (N, 3, 3)`, `head_translation (N, 3)` mm,
-    `keypoints[camera] (N, L, 2)` px, `keypoint_visibility[camera] (N, L)` bool, `keypoint_names` (L,).
-    """
-
-    expression: np.ndarray
-    gaze: np.ndarray
-    head_rotation: np.ndarray
-    head_translation: np.ndarray
-    keypoints: Mapping[str, np.ndarray]
-    keypoint_visibility: Mapping[str, np.ndarray]
-    keypoint_names: tuple[str, ...] = ()
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Label arrays by their path in the recording group."""
-        out = {
-            "labels/expression": self.expression,
-            "labels/gaze": self.gaze,
-            "labels/head_rotation": self.head_rotation,
-            "labels/head_translation": self.head_translation,
-        }
-        out.update({f"labels/keypoints/{c}": v for c, v in self.keypoints.items()})
-        out.update({f"labels/keypoint_visibility/{c}": v for c, v in self.keypoint_visibility.items()})
-        return out
-
-
-@dataclass(frozen=True)
-class RecordingData:
-    """One recording as the capture stage produces it and `DatasetStore.write_recording` stores it.
-
-    `images[camera] (N, H, W)` uint8 for every camera of `subject.cameras`; `timestamps (N,)` float64 s;
-    `labels` required for `synthetic`/`real`, absent for `unlabeled`; `ood (N,)` bool optional in every domain;
-    `segments` the segment table (`CaptureScript.segment_table()` rows: at least `name`, `kind`, `start_frame`,
-    `stop_frame` (exclusive), plus e.g. `phases`, `peak_start_frame`/`peak_stop_frame`, `art_prior`, `anchor`,
-    `eyes_closed`, `mouth_closed`), required for
-    `synthetic`/`real` and absent for `unlabeled`; `attrs` free JSON recording attributes (seeds, sensor settings;
-    never true labels).
-    """
-
-    subject: SubjectInfo
-    recording: str
-    images: Mapping[str, np.ndarray]
-    timestamps: np.ndarray
-    labels: Labels | None = None
-    ood: np.ndarray | None = None
-    segments: Sequence[Mapping[str, Any]] | None = None
-    attrs: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def frames(self) -> int:
-        return int(np.asarray(self.timestamps).shape[0])
-
-    def validate(self) -> None:
-        """Check every array against `RECORDING_ARRAYS` and the domain policy; raises with what was expected."""
-        check_name("recording", self.recording)
-        domain = self.subject.domain
-        if set(self.images) != set(self.subject.cameras):
-            raise ValueError(f"images must hold exactly the subject's cameras {self.subject.cameras}, "
-                             f"got {tuple(self.images)}")  # fmt: skip
-        n = self.frames
-        if n < 1:
-            raise ValueError("a recording needs at least one frame")
-        for path, array in self.arrays().items():
-            _check_array(path, array, n, self._keypoint_count())
-        if self.labels is None and domain in LABEL_DOMAINS:
-            raise ValueError(f"a {domain} recording needs labels (the store withholds real labels from training)")
-        if self.labels is not None and domain not in LABEL_DOMAINS:
-            raise ValueError(f"an {domain} recording carries no labels; got labels for {self.recording!r}")
-        if self.labels is not None:
-            for kind in ("keypoints", "keypoint_visibility"):
-                cameras = tuple(getattr(self.labels, kind))
-                if set(cameras) != set(self.subject.cameras):
-                    raise ValueError(f"labels.{kind} must hold every camera {self.subject.cameras}, got {cameras}")
-            names = self.labels.keypoint_names
-            if names and len(names) != self._keypoint_count():
-                raise ValueError(f"{len(names)} keypoint_names for {self._keypoint_count()} keypoints")
-        if (self.segments is None) != (domain not in LABEL_DOMAINS):
-            want = "no segment table" if domain == "unlabeled" else "a segment table"
-            raise ValueError(f"a {domain} recording has {want}")
-        for i, segment in enumerate(self.segments or ()):
-            missing = [k for k in SEGMENT_KEYS if k not in segment]
-            if missing:
-                raise ValueError(f"segments[{i}] lacks {missing}; every segment needs {SEGMENT_KEYS}")
-            start, stop = int(segment["start_frame"]), int(segment["stop_frame"])
-            if not 0 <= start <= stop <= n:
-                raise ValueError(f"segments[{i}] spans frames [{start}, {stop}) outside [0, {n}]")
-        json.dumps(to_json_value(self.recording_attrs(), "recording attrs"))
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Every array of the recording by its path, true labels included (the store routes them per domain)."""
-        out: dict[str, np.ndarray] = {f"images/{c}": self.images[c] for c in self.subject.cameras}
-        out["timestamps"] = self.timestamps
-        if self.ood is not None:
-            out["labels/ood"] = self.ood
-        if self.labels is not None:
-            out.update(self.labels.arrays())
-        return out
-
-    def recording_attrs(self) -> dict[str, Any]:
-        """The recording group's attributes (the segment table and the free `attrs`)."""
-        out: dict[str, Any] = {"recording": self.recording, "attrs": to_json_value(dict(self.attrs), "attrs")}
-        if self.segments is not None:
-            out["segments"] = to_json_value([dict(s) for s in self.segments], "segments")
-        return out
-
-    def _keypoint_count(self) -> int:
-        if self.labels is None or not self.labels.keypoints:
-            return 0
-        return int(np.asarray(next(iter(self.labels.keypoints.values()))).shape[1])
+def validate_recording(data: RecordingData) -> None:
+    """Check every array against `RECORDING_ARRAYS` and the domain policy; raises with what was expected."""
+    check_name("recording", data.recording)
+    domain = data.subject.domain
+    if set(data.images) != set(data.subject.cameras):
+        raise ValueError(f"images must hold exactly the subject's cameras {data.subject.cameras}, "
+                         f"got {tuple(data.images)}")  # fmt: skip
+    n = data.frames
+    if n < 1:
+        raise ValueError("a recording needs at least one frame")
+    for path, array in data.arrays().items():
+        _check_array(path, array, n, data.num_keypoints)
+    if data.labels is None and domain in LABEL_DOMAINS:
+        raise ValueError(f"a {domain} recording needs labels (the store withholds real labels from training)")
+    if data.labels is not None and domain not in LABEL_DOMAINS:
+        raise ValueError(f"an {domain} recording carries no labels; got labels for {data.recording!r}")
+    if data.labels is not None:
+        for kind in ("keypoints", "keypoint_visibility"):
+            cameras = tuple(getattr(data.labels, kind))
+            if set(cameras) != set(data.subject.cameras):
+                raise ValueError(f"labels.{kind} must hold every camera {data.subject.cameras}, got {cameras}")
+        names = data.labels.keypoint_names
+        if names and len(names) != data.num_keypoints:
+            raise ValueError(f"{len(names)} keypoint_names for {data.num_keypoints} keypoints")
+    if (data.segments is None) != (domain not in LABEL_DOMAINS):
+        want = "no segment table" if domain == "unlabeled" else "a segment table"
+        raise ValueError(f"a {domain} recording has {want}")
+    for i, segment in enumerate(data.segments or ()):
+        missing = [k for k in SEGMENT_KEYS if k not in segment]
+        if missing:
+            raise ValueError(f"segments[{i}] lacks {missing}; every segment needs {SEGMENT_KEYS}")
+        start, stop = int(segment["start_frame"]), int(segment["stop_frame"])
+        if not 0 <= start <= stop <= n:
+            raise ValueError(f"segments[{i}] spans frames [{start}, {stop}) outside [0, {n}]")
+    json.dumps(to_json_value(data.recording_attrs(), "recording attrs"))
 
 
 def spec_for(path: str) -> ArraySpec:

@@ -57,6 +57,7 @@ from egoface.data.schema import (
     SubjectInfo,
     check_name,
     spec_for,
+    validate_recording,
 )
 
 __all__ = ["IMAGE_SHARD_FRAMES", "LABEL_CHUNK_FRAMES", "DatasetStore", "check_dataset", "dataset_info"]
@@ -94,7 +95,7 @@ class DatasetStore:
 
         Real-domain true labels go to `oracle/real/<subject>/<recording>/`, never next to the images.
         """
-        data.validate()
+        validate_recording(data)
         info = data.subject
         for other in DOMAINS:
             if other != info.domain and (self.root / other / info.subject).exists():
