@@ -1,0 +1,53 @@
+"""egoface.models — backbones and trackers behind one registry and one small interface.
+
+    model = create_model("refa_tiny")                  # a registered configuration, see list_models()
+    out = model(images)                                # images: (B, C, 1, H, W) -> TrackerOutput
+    model_from_config(ModelConfig.from_json(text))     # rebuild from the config saved with the weights
+
+Every model has `forward_features`, `forward_head`, `forward`, `num_features` and `.config`; trackers return a
+`TrackerOutput(expression (B, 53), free_expression (B, 45), gaze (B, 2, 2) deg)`.
+"""
+
+from egoface.models.backbones import Backbone, MobileNetV3, ResNet
+from egoface.models.config import BlockSpec, MobileNetV3Config, ModelConfig, ResNetConfig, camera_role, camera_side
+from egoface.models.heads import TrackerOutput
+from egoface.models.registry import (
+    backbone_from_config,
+    create_backbone,
+    create_model,
+    get_backbone_config,
+    get_model_config,
+    list_backbones,
+    list_models,
+    model_from_config,
+    register_backbone,
+    register_model,
+)
+from egoface.models.regressor import FLNet, NeckNet, RefaRegressor, TrackerModel
+
+__all__ = [
+    "Backbone",
+    "BlockSpec",
+    "FLNet",
+    "MobileNetV3",
+    "MobileNetV3Config",
+    "ModelConfig",
+    "NeckNet",
+    "RefaRegressor",
+    "ResNet",
+    "ResNetConfig",
+    "TrackerModel",
+    "TrackerOutput",
+    "backbone_from_config",
+    "camera_role",
+    "camera_side",
+    "create_backbone",
+    "create_model",
+    "get_backbone_config",
+    "get_model_config",
+    "list_backbones",
+    "list_models",
+    "model_from_config",
+    "register_backbone",
+    "register_model",
+]

@@ -1,0 +1,253 @@
+"""Trackers: REFA's multi-branch regressor (REFA Sec. 7.1, Fig. 7) and two baselines of Universal Table 1.
+
+All share one interface: `forward_features(x) -> (B, num_features)`, `forward_head(features) -> TrackerOutput`,
+`forward(x) = forward_head(forward_features(x))`, `forward_tensors(x)` (the same as a plain tuple, for export),
+`.config` (`ModelConfig`) and `input_shape` (the input's shape without the batch dimension).
+
+Images are `(B, C, 1, H, W)` normalized floats in `config.cameras` order, at `config.input_size`, with the cameras
+of `config.flipped_cameras` already mirrored horizontally by the data pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from egoface.models.backbones import Backbone
+from egoface.models.config import ModelConfig, camera_role, camera_side
+from egoface.models.heads import ExpressionAssembler, FreeGazeHead, TrackerOutput, mlp
+from egoface.models.registry import (
+    backbone_from_config,
+    get_backbone_config,
+    register_model,
+    register_model_class,
+)
+
+__all__ = ["FLNet", "NeckNet", "RefaRegressor", "TrackerModel"]
+
+
+class TrackerModel(nn.Module):
+    """The common tracker interface; subclasses define `forward_features`, `forward_head` and `input_shape`."""
+
+    config: ModelConfig
+    num_features: int
+    input_shape: tuple[int, ...]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, features: torch.Tensor) -> TrackerOutput:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> TrackerOutput:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_tensors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(expression (B, 53), free_expression (B, 45), gaze (B, 2, 2)): `forward` as a plain tuple."""
+        out = self.forward(x)
+        return out.expression, out.free_expression, out.gaze
+
+    def _check_input(self, x: torch.Tensor, name: str) -> None:
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            expected = f"a float tensor of shape (B, {_dims(self.input_shape)})"
+            raise TypeError(f"{name} must be {expected}, got {_describe(x)}")
+        if x.ndim != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"{name} must have shape (B, {_dims(self.input_shape)}) for cameras {self.config.cameras}, "
+                f"got {tuple(x.shape)}"
+            )
+
+
+@register_model_class("refa")
+class RefaRegressor(TrackerModel):
+    """REFA's on-device model: per-role image encoders shared between left and right cameras, a shared per-eye MLP
+    and a whole-face MLP.
+
+    - One backbone per camera role (`eye`, `mouth`, `glabella`, ...; `config.backbone` with `in_chans` set to 1):
+      `eye_left` and `eye_right` run through the same module, which works because exactly one camera of each
+      left/right pair is flipped, so it looks like the other.
+    - The eye MLP reads one eye camera's features and predicts that eye's `eye_shapes` (with the camera's side as
+      suffix: `eye_left` -> `eyeBlink_L`) and its gaze. It sees every eye as the unflipped side does; for the
+      flipped eye camera the predicted yaw is negated to undo the mirror (pitch is unchanged). So a wink is not
+      forced to be symmetric, and mirroring the face mirrors these outputs exactly.
+    - The concatenated features of all cameras predict the other free shapes.
+
+    forward_features: images (B, C, 1, H, W) -> (B, C * F), camera-major: `reshape(B, C, F)` gives per-image features.
+    """
+
+    gaze_sign: torch.Tensor
+    free_order: torch.Tensor
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        _check_shared_pairs(config)
+        eye_cameras = ("eye_left", "eye_right")  # gaze order: eye 0 = subject's left
+        missing = [c for c in eye_cameras if c not in config.cameras]
+        if missing:
+            raise ValueError(f"the refa regressor needs cameras {eye_cameras}, missing {missing} in {config.cameras}")
+        per_eye = [shape + suffix for suffix in ("_L", "_R") for shape in config.eye_shapes]
+        not_free = [n for n in per_eye if n not in config.free_expression_names]
+        if not_free:
+            raise ValueError(f"eye_shapes give {not_free}, which are not free expression names")
+        face_names = [n for n in config.free_expression_names if n not in per_eye]
+
+        self.config = config
+        self.input_shape = (len(config.cameras), 1, *config.input_size)
+        self.roles = tuple(dict.fromkeys(camera_role(c) for c in config.cameras))
+        self._role_cameras = [
+            [i for i, c in enumerate(config.cameras) if camera_role(c) == role] for role in self.roles
+        ]
+        self._eye_index = [config.cameras.index(c) for c in eye_cameras]
+        self.encoders = nn.ModuleDict({role: _backbone(config, in_chans=1) for role in self.roles})
+        self.feature_dim = self._encoder("eye").num_features
+        self.num_features = len(config.cameras) * self.feature_dim
+        num_eye = len(config.eye_shapes)
+        self.eye_mlp = mlp(self.feature_dim, config.hidden_features, num_eye + 2)
+        self.face_mlp = mlp(self.num_features, config.hidden_features, len(face_names))
+        self.assemble = ExpressionAssembler(config)
+        flipped = [c in config.flipped for c in eye_cameras]
+        self.register_buffer(
+            "gaze_sign", torch.tensor([[-1.0 if f else 1.0, 1.0] for f in flipped]), persistent=False
+        )  # (2 eyes, (yaw, pitch))
+        source = face_names + per_eye  # layout of cat([face_mlp, eye shapes of eye 0, of eye 1])
+        self.register_buffer(
+            "free_order", torch.tensor([source.index(n) for n in config.free_expression_names]), persistent=False
+        )
+
+    def _encoder(self, role: str) -> Backbone:
+        encoder = self.encoders[role]
+        assert isinstance(encoder, Backbone)
+        return encoder
+
+    def encoder_for(self, camera: str) -> Backbone:
+        """The backbone that encodes `camera`'s images (the same module for both sides of a role)."""
+        if camera not in self.config.cameras:
+            raise KeyError(f"unknown camera {camera!r}; cameras are {self.config.cameras}")
+        return self._encoder(camera_role(camera))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """x: images (B, C, 1, H, W) -> (B, C * F)."""
+        self._check_input(x, "images")
+        per_camera: dict[int, torch.Tensor] = {}  # camera index -> (B, F)
+        for role, cameras in zip(self.roles, self._role_cameras, strict=True):
+            batch = torch.stack([x[:, i] for i in cameras], dim=1).flatten(0, 1)  # (B * k, 1, H, W)
+            features = self._encoder(role).forward_features(batch).unflatten(0, (-1, len(cameras)))  # (B, k, F)
+            for j, i in enumerate(cameras):
+                per_camera[i] = features[:, j]
+        return torch.cat([per_camera[i] for i in range(len(self.config.cameras))], dim=1)
+
+    def forward_head(self, features: torch.Tensor) -> TrackerOutput:
+        """features: (B, C * F) -> TrackerOutput."""
+        per_camera = features.unflatten(1, (len(self.config.cameras), self.feature_dim))  # (B, C, F)
+        eyes = torch.stack([per_camera[:, i] for i in self._eye_index], dim=1)  # (B, 2, F), subject's left first
+        eye_out = self.eye_mlp(eyes)  # (B, 2, S + 2)
+        num_eye = len(self.config.eye_shapes)
+        eye_shapes = torch.sigmoid(eye_out[..., :num_eye]).flatten(1)  # (B, 2 * S): all of eye 0, then eye 1
+        gaze = self.config.gaze_limit_deg * torch.tanh(eye_out[..., num_eye:]) * self.gaze_sign  # (B, 2, 2)
+        face = torch.sigmoid(self.face_mlp(features))  # (B, 45 - 2 * S)
+        free = torch.cat([face, eye_shapes], dim=1).index_select(1, self.free_order)  # (B, 45)
+        return self.assemble(free, gaze)
+
+
+@register_model_class("necknet")
+class NeckNet(TrackerModel):
+    """Raw-image baseline without the multi-branch design (NeckNet / Movement-SDK style): all cameras stacked as
+    channels of one backbone (its `in_chans` is set to C), one MLP for every output.
+    forward_features: (B, C, 1, H, W) -> (B, F)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.input_shape = (len(config.cameras), 1, *config.input_size)
+        self.backbone = _backbone(config, in_chans=len(config.cameras))
+        self.num_features = self.backbone.num_features
+        self.head = FreeGazeHead(config, self.num_features)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x, "images")
+        return self.backbone.forward_features(x.flatten(1, 2))
+
+    def forward_head(self, features: torch.Tensor) -> TrackerOutput:
+        return self.head(features)
+
+
+@register_model_class("flnet")
+class FLNet(TrackerModel):
+    """Keypoint-displacement baseline (FLNet style): an MLP from 2D keypoints to the outputs.
+
+    forward_features: keypoints (B, C, L, 2) px, each camera's image keypoints minus the subject's neutral ones
+    (unflipped) -> (B, hidden_features).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if config.num_keypoints < 1:
+            raise ValueError(f"flnet needs ModelConfig.num_keypoints >= 1, got {config.num_keypoints}")
+        self.config = config
+        self.input_shape = (len(config.cameras), config.num_keypoints, 2)
+        self.num_features = config.hidden_features
+        self.trunk = nn.Sequential(
+            mlp(len(config.cameras) * config.num_keypoints * 2, config.hidden_features, config.hidden_features),
+            nn.ReLU(inplace=True),
+        )
+        self.head = FreeGazeHead(config, self.num_features)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x, "keypoints")
+        return self.trunk(x.flatten(1) / self.config.keypoint_scale_px)
+
+    def forward_head(self, features: torch.Tensor) -> TrackerOutput:
+        return self.head(features)
+
+
+def _backbone(config: ModelConfig, in_chans: int) -> Backbone:
+    if config.backbone is None:
+        raise ValueError(f"the {config.arch} model needs ModelConfig.backbone")
+    backbone = backbone_from_config(replace(config.backbone, in_chans=in_chans))
+    assert isinstance(backbone, Backbone)
+    return backbone
+
+
+def _check_shared_pairs(config: ModelConfig) -> None:
+    """Both sides of a role share one encoder, so exactly one of them must arrive flipped."""
+    for role in dict.fromkeys(camera_role(c) for c in config.cameras):
+        pair = [c for c in config.cameras if camera_role(c) == role and camera_side(c) is not None]
+        if len(pair) == 2 and sum(c in config.flipped for c in pair) != 1:
+            raise ValueError(
+                f"cameras {pair} share one encoder, so exactly one of them must be in flipped_cameras; "
+                f"got flipped_cameras={config.flipped}"
+            )
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return ", ".join(str(d) for d in shape)
+
+
+def _describe(x: object) -> str:
+    return f"{type(x).__name__} of dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+
+
+_FIVE_CAMERAS = ("eye_left", "eye_right", "mouth_left", "mouth_right", "glabella")  # REFA Fig. 1
+
+register_model("refa_nano", ModelConfig(arch="refa", backbone=get_backbone_config("resnet_nano"), hidden_features=64))
+register_model("refa_tiny", ModelConfig(arch="refa", backbone=get_backbone_config("resnet_tiny"), hidden_features=128))
+register_model(
+    "refa_mobilenetv3_tiny",
+    ModelConfig(arch="refa", backbone=get_backbone_config("mobilenetv3_tiny"), hidden_features=128),
+)
+register_model("refa_mobilenetv3_small", ModelConfig(arch="refa", backbone=get_backbone_config("mobilenetv3_small")))
+# REFA Sec. 7.1 as published: ResNet-18-like encoders, 224x224 inputs, five cameras (with the glabella).
+register_model(
+    "refa_resnet18",
+    ModelConfig(
+        arch="refa", backbone=get_backbone_config("resnet18_like"), cameras=_FIVE_CAMERAS, input_size=(224, 224)
+    ),
+)
+# Baselines (one network for all cameras, so no mirroring); flnet takes 20 keypoints per camera.
+register_model(
+    "necknet",
+    ModelConfig(arch="necknet", backbone=get_backbone_config("resnet_tiny"), flipped_cameras=(), hidden_features=128),
+)
+register_model("flnet", ModelConfig(arch="flnet", flipped_cameras=(), num_keypoints=20))
