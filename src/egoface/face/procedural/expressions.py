@@ -88,9 +88,9 @@ def compute_rig_weights(head: HeadMesh) -> RigWeights:
     lip_side = np.sin(np.nan_to_num(head.angle))  # > 0 upper, < 0 lower on the mouth rings
     on_mouth_ring = (head.eye < 0) & ~np.isnan(head.angle) & np.isin(part, (SKIN, LIP_ROLL, CAVITY))
     line = MOUTH_Y + 39.0 * smoothstep((ax - 20.0) / 50.0)  # the jaw's upper edge rises toward the ears
-    band = 5.0 + 20.0 * smoothstep((ax - 25.0) / 40.0)
+    band = 6.0 + 22.0 * smoothstep((ax - 18.0) / 35.0)
     jaw = smoothstep((line - y + 1.5) / band)
-    ring_jaw = np.clip(0.5 - 3.0 * lip_side, 0.0, 1.0)
+    ring_jaw = 0.5 - 0.5 * np.sign(lip_side) * np.abs(lip_side) ** 0.7  # the opening narrows to the corners
     jaw = np.where(on_mouth_ring, ring_jaw, jaw)
     jaw *= smoothstep((y + 170.0) / 35.0) * smoothstep((z + 100.0) / 30.0)
     jaw = np.where(np.isin(part, (TEETH_LOWER, TONGUE)), 1.0, np.where(part == TEETH_UPPER, 0.0, jaw))

@@ -142,7 +142,7 @@ def _inside(points: np.ndarray) -> np.ndarray:
     """(..., 3) -> (...,) smooth signed pseudo-distance to the head solid (negative inside)."""
     x, y, z = points[..., 0], points[..., 1], points[..., 2]
     cranium = (np.linalg.norm((points - [0.0, 22.0, -82.0]) / [75.0, 95.0, 90.0], axis=-1) - 1.0) * 85.0
-    face = np.maximum.reduce([0.7 * (z - _face_depth(x, y)), -60.0 - z, y - 95.0])  # the front 60 mm of the face
+    face = -_smooth_min(-np.stack([0.7 * (z - _face_depth(x, y)), -65.0 - z, y - 95.0], -1), 6.0)  # the face's front
     neck = np.maximum.reduce([(np.hypot(x / 52.0, (z + 68.0) / 50.0) - 1.0) * 51.0, y + 20.0, -230.0 - y])
     ears = np.where(y < 0, (np.linalg.norm(np.stack([np.abs(x) - 68.0, y + 12.0, z + 82.0], -1)
                                            / [10.0, 28.0, 15.0], axis=-1) - 1) * 12, 1e3)  # fmt: skip
@@ -150,13 +150,18 @@ def _inside(points: np.ndarray) -> np.ndarray:
         np.stack([np.abs(x) - EYE_CENTRE_L[0], y - EYE_CENTRE_L[1], z - EYE_CENTRE_L[2]], -1), axis=-1
     )
     parts = np.stack([cranium, face, neck, ears, lids - LID_SKIN_RADIUS], axis=-1)
-    nearest = parts.min(axis=-1)
-    return nearest - _BLEND * np.log(np.exp((nearest[..., None] - parts) / _BLEND).sum(axis=-1))
+    return _smooth_min(parts, _BLEND)
+
+
+def _smooth_min(values: np.ndarray, blend: float) -> np.ndarray:
+    """(..., n) -> (...,) soft minimum over the last axis (log-sum-exp with width `blend`, mm)."""
+    nearest = values.min(axis=-1)
+    return nearest - blend * np.log(np.exp((nearest[..., None] - values) / blend).sum(axis=-1))
 
 
 def _ray_exit(directions: np.ndarray) -> np.ndarray:
     """directions: (N, 3) unit -> (N,) distance from RAY_ORIGIN to the outermost skin point along each."""
-    steps = np.arange(5.0, 260.0, 2.5)
+    steps = np.arange(5.0, 260.0, 3.5)
     samples = RAY_ORIGIN + directions[:, None, :] * steps[None, :, None]  # (N, S, 3)
     inside = _inside(samples) < 0
     last_inside = inside.shape[1] - 1 - np.argmax(inside[:, ::-1], axis=1)
@@ -185,8 +190,8 @@ def _is_face(points: np.ndarray) -> np.ndarray:
 
 def _row_directions() -> tuple[np.ndarray, np.ndarray]:
     """Background directions on the x >= 0 half: (N, 3) unit vectors and (N,) row numbers (0 = neck cut)."""
-    az_grid = np.linspace(0.0, np.pi, 181)
-    el_grid = np.linspace(NECK_ELEVATION, np.pi / 2, 121)
+    az_grid = np.linspace(0.0, np.pi, 61)
+    el_grid = np.linspace(NECK_ELEVATION, np.pi / 2, 41)
     az_mesh, el_mesh = np.meshgrid(az_grid, el_grid, indexing="ij")
     radius_grid = _ray_exit(_direction(az_mesh, el_mesh).reshape(-1, 3)).reshape(az_mesh.shape)
     radius = RegularGridInterpolator((az_grid, el_grid), radius_grid)
@@ -466,29 +471,35 @@ def _skin() -> _Skin:
 # ---------------------------------------------------------------------------------------------- strips and parts
 
 
-def _directed_edges(triangles: np.ndarray) -> set[tuple[int, int]]:
-    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
-    return set(map(tuple, edges.tolist()))
+def _has_edge(triangles: np.ndarray, start: int, end: int) -> bool:
+    """Whether some triangle runs along the directed edge start -> end."""
+    following = np.roll(triangles, -1, axis=1)
+    return bool(((triangles == start) & (following == end)).any())
 
 
-def _strip(outer: np.ndarray, inner: np.ndarray, neighbours: np.ndarray, flip_diagonal: np.ndarray | None = None):
+def _strip(
+    outer: np.ndarray, inner: np.ndarray, neighbours: np.ndarray, flip_diagonal: np.ndarray | None = None
+) -> np.ndarray:
     """Triangles joining two closed rings of vertex ids, wound to continue the surface of `neighbours` (triangles
     that already use the edges of `outer`). flip_diagonal: (N,) bool, quads split along the other diagonal (a
     mirror-symmetric ring needs mirrored splits)."""
     o, o_next, i, i_next = outer, np.roll(outer, -1), inner, np.roll(inner, -1)
-    first = np.stack([o, o_next, i_next], 1), np.stack([o, i_next, i], 1)
+    first, second = np.stack([o, o_next, i_next], 1), np.stack([o, i_next, i], 1)
     if flip_diagonal is not None:
-        other = np.stack([o, o_next, i], 1), np.stack([o_next, i_next, i], 1)
-        first = tuple(np.where(flip_diagonal[:, None], b, a) for a, b in zip(first, other, strict=True))
-    tri = np.concatenate(first)
-    if (int(o[0]), int(o_next[0])) in _directed_edges(neighbours):
+        flip = flip_diagonal[:, None]
+        first, second = (
+            np.where(flip, np.stack([o, o_next, i], 1), first),
+            np.where(flip, np.stack([o_next, i_next, i], 1), second),
+        )
+    tri = np.concatenate([first, second])
+    if _has_edge(neighbours, int(o[0]), int(o_next[0])):
         tri = tri[:, ::-1]
     return tri
 
 
 def _fan(ring: np.ndarray, centre: int, neighbours: np.ndarray) -> np.ndarray:
     tri = np.stack([ring, np.roll(ring, -1), np.full_like(ring, centre)], 1)
-    if (int(ring[0]), int(ring[1])) in _directed_edges(neighbours):
+    if _has_edge(neighbours, int(ring[0]), int(ring[1])):
         tri = tri[:, ::-1]
     return tri
 
@@ -545,7 +556,7 @@ def _arch(upper: bool) -> tuple[np.ndarray, np.ndarray]:
     """One dental arch as a closed swept section: vertices and outward triangles (local ids)."""
     u = np.linspace(-1.0, 1.0, 57)
     half_width, depth = (23.0, 32.0) if upper else (21.0, 31.0)
-    front = TEETH_FRONT_Z if upper else TEETH_FRONT_Z - 2.2
+    front = TEETH_FRONT_Z if upper else TEETH_FRONT_Z - 3.0
     centre_x, centre_z = half_width * np.sin(0.5 * np.pi * u), front - depth * u**2
     tangent = np.stack([np.gradient(centre_x), np.gradient(centre_z)], 1)
     tangent /= np.linalg.norm(tangent, axis=1, keepdims=True)
@@ -558,14 +569,16 @@ def _arch(upper: bool) -> tuple[np.ndarray, np.ndarray]:
     thickness = np.interp(np.abs(arc), [0, 12, 25, 60], [6.5, 7.5, 9.5, 10.0]) * (0.85 + 0.15 * groove)
     if upper:
         top = np.full_like(u, MOUTH_Y + 10.0)
-        bottom = MOUTH_Y - 0.4 - 0.7 * groove - np.interp(np.abs(arc), [0, 20, 60], [0.3, 0.0, 0.6])
+        bottom = MOUTH_Y - 1.6 - 0.7 * groove - np.interp(np.abs(arc), [0, 20, 60], [0.3, 0.0, 0.6])
     else:
         top = MOUTH_Y - 0.9 + 0.5 * groove - np.interp(np.abs(arc), [0, 20, 60], [0.0, 0.2, 0.6])
         bottom = np.full_like(u, MOUTH_Y - 12.0)
     phi = _ring_parameter(14)
     across = np.sign(np.cos(phi)) * np.abs(np.cos(phi)) ** 0.45  # boxy section, +1 labial
     along = np.sign(np.sin(phi)) * np.abs(np.sin(phi)) ** 0.45
-    depth_off = 0.5 * (across - 1.0)[None, :] * thickness[:, None]  # 0 on the labial face, -thickness lingual
+    # 0 on the labial face, -thickness on the lingual face; crowns thin toward the biting edge
+    taper = 0.35 + 0.65 * 0.5 * (1.0 + (along if upper else -along))
+    depth_off = 0.5 * (across - 1.0)[None, :] * thickness[:, None] * taper[None, :]
     y = (0.5 * (top + bottom))[:, None] + 0.5 * (top - bottom)[:, None] * along[None, :]
     x = centre_x[:, None] + labial[:, None, 0] * depth_off
     z = centre_z[:, None] + labial[:, None, 1] * depth_off
