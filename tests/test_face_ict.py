@@ -45,12 +45,15 @@ def test_npz_sizes_names_and_landmarks(ict, raw):
 def test_cm_to_mm_and_head_frame(ict, raw):
     """Eyeballs sit symmetric about the origin at ICT's measured size; the mesh is ICT's, scaled by 10 and shifted."""
     centres = ict.mean_eyeball_centers.numpy()
-    np.testing.assert_allclose(centres[0], [31.2, 0.0, 0.0], atol=0.5)
-    np.testing.assert_allclose(centres[1], -centres[0], atol=1e-4)
+    np.testing.assert_allclose(centres[0, :2], [31.2, 0.0], atol=0.5)
+    eyeballs = ict.topology.regions["eyeballs"]
+    assert ict.neutral_vertices[eyeballs, 2].max().item() == pytest.approx(0.0, abs=0.5)  # corneal plane at z = 0
+    assert -20.0 < centres[0, 2] < -12.0  # eye centres behind it
+    np.testing.assert_allclose(centres[1], centres[0] * [-1, 1, 1], atol=1e-4)
     np.testing.assert_allclose(ict.eyeball_radius.numpy(), 15.8, atol=0.3)
     shift = ict.neutral_vertices.numpy() - raw["neutral"] * 10.0
     np.testing.assert_allclose(shift, np.broadcast_to(shift[0], shift.shape), atol=1e-3)
-    np.testing.assert_allclose(-shift[0], [0.0, 36.0, 79.8], atol=0.5)  # ICT's eye midpoint, mm
+    np.testing.assert_allclose(-shift[0, :2], [0.0, 36.0], atol=0.5)  # ICT's eye midpoint height, mm
 
 
 def test_jaw_open_displacement_is_about_42_mm(ict):
@@ -121,8 +124,10 @@ def test_facexmodel_folder_fixture_loads(tmp_path):
         model = load_ict_facekit(path)
         assert model.num_vertices == len(face.neutral) and model.num_identity_components == 2
         assert model.missing_expressions == ()
-        # cm -> mm: the fixture was written at 1/10 of its mm coordinates; the eye midpoint becomes the origin.
+        # cm -> mm: the fixture was written at 1/10 of its mm coordinates; the origin moves between the eyes, onto
+        # the corneal plane.
         origin = face.neutral[face.eyeballs[0] + face.eyeballs[1]].mean(axis=0)
+        origin[2] = face.neutral[face.eyeballs[0] + face.eyeballs[1], 2].max()
         np.testing.assert_allclose(model.neutral_vertices.numpy(), face.neutral - origin, atol=1e-3)
         jaw = expression_index("jawOpen")
         np.testing.assert_allclose(model.expression_deltas[jaw].numpy(), face.shapes["jawOpen"], atol=1e-3)

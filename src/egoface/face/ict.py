@@ -11,8 +11,9 @@
   (`regions.json`, `landmarks.json`, `eyeballs.json`, see `egoface.face.objdir`) override the tables below.
 
 Conversion: cm -> mm; ICT's axes already match the head frame (+X the subject's left, +Y up, +Z out of the face),
-and the origin is moved half-way between the two eyeball centres, each a least-squares sphere fitted to the outer
-shell of that eyeball's vertices (about (+-31.2, 36.0, 79.8) mm in ICT's frame, radius 15.8 mm). Only the 53
+and the origin is moved between the eyes on the corneal plane (`egoface.face.objdir.head_frame_origin`); each eyeball
+centre is a least-squares sphere fitted to the outer shell of that eyeball's vertices (about (+-31.2, 36.0, 79.8) mm
+in ICT's frame, radius 15.8 mm). Only the 53
 canonical expressions are kept (`cheekRaiser_L/R` and `PupilDilate_L/R` are dropped). No ICT expression moves the
 eyeballs: gaze rotates the eyeball vertex ranges rigidly about their centres. Eyelid ids are left empty (ICT's lids
 already sit outside the eyes).

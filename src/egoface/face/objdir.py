@@ -14,7 +14,8 @@ Layout (all OBJs share the neutral's vertex count and order; the faces of `neutr
 
 Coordinates must be in the head frame's axes (+X the subject's left, +Y up, +Z out of the face, midline at x = 0);
 units are mm unless `units="cm"` or `"m"` is given. When eyeballs are given, a sphere is fitted to each and the
-mesh is moved so that the origin lies half-way between the two eyeball centres; without eyeballs, gaze moves no
+mesh is moved to the head frame's origin (`head_frame_origin`: between the eyes, on the corneal plane); without
+eyeballs, gaze moves no
 vertices, the coordinates are kept as they are, and nominal eyeball centres are placed 12 mm behind the centroid of
 each eye region (or at (+-31.5, 0, 0) mm when there is none).
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,7 +217,7 @@ def assemble_face_model(
     has_eyeballs = all(ids.size for ids in eyeball_ids)
     if has_eyeballs:
         spheres = [eyeball_sphere(neutral, ids, triangles) for ids in eyeball_ids]
-        origin = 0.5 * (spheres[0][0] + spheres[1][0])
+        origin = head_frame_origin(neutral, eyeball_ids, [centre for centre, _ in spheres])
         neutral = (neutral - origin).astype(np.float32)
         centres = np.stack([centre - origin for centre, _ in spheres])
         radius = np.array([r for _, r in spheres])
@@ -259,6 +261,16 @@ def assemble_face_model(
         topology=topology,
         present=np.asarray(present, dtype=bool),
     )
+
+
+def head_frame_origin(
+    neutral: np.ndarray, eyeball_ids: Sequence[np.ndarray], centres: Sequence[np.ndarray]
+) -> np.ndarray:
+    """The head frame's origin in a mesh's own coordinates: x and y half-way between the two eyeball centres, z on
+    the corneal plane (the mean of the two eyes' most forward vertices). Headset rigs measure eye relief from it."""
+    apex_z = np.mean([neutral[ids, 2].max() for ids in eyeball_ids])
+    midpoint = 0.5 * (np.asarray(centres[0]) + np.asarray(centres[1]))
+    return np.array([midpoint[0], midpoint[1], apex_z])
 
 
 def _nominal_eye_centre(neutral: np.ndarray, eye_ids: np.ndarray, sign: int) -> np.ndarray:
