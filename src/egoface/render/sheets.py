@@ -13,14 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from egoface.render.scene import Mesh, default_face_lights, frontal_camera, render_view, render_view_with_lenses
 from PIL import Image, ImageDraw, ImageFont
 
 from egoface.face.appearance import Appearance, glasses_geometry, sample_appearance, surface_reflectance
 from egoface.face.model import FaceModel
 from egoface.face.names import EXPRESSION_NAMES, expression_vector
+from egoface.render.cameras import Camera
+from egoface.render.scene import Mesh, frontal_camera, render_view, render_view_with_lenses
+from egoface.render.shading import PointLight
 
-__all__ = ["compose_grid", "expression_cells", "identity_cells", "save_image", "tone_map"]
+__all__ = ["compose_grid", "expression_cells", "identity_cells", "save_image", "studio_lights", "tone_map"]
 
 Cell = tuple[str, np.ndarray]
 _LABEL_HEIGHT = 16
@@ -29,6 +31,16 @@ _LABEL_HEIGHT = 16
 def tone_map(radiance: np.ndarray, exposure: float) -> np.ndarray:
     """radiance (H, W) float -> (H, W) uint8 with a display gamma of 2.2."""
     return (255.0 * np.clip(radiance * exposure, 0.0, 1.0) ** (1 / 2.2) + 0.5).astype(np.uint8)
+
+
+def studio_lights(camera: Camera) -> list[PointLight]:
+    """A key light above and to the subject's right of `camera` and a dimmer fill on the other side, so that the
+    sheet shows the face's relief (headset LEDs sit beside their camera and light it flat)."""
+    right, down = camera.rotation[0], camera.rotation[1]
+    distance = float(np.linalg.norm(camera.center))
+    key = camera.center + 0.5 * distance * (-right - down)
+    fill = camera.center + 0.5 * distance * right
+    return [PointLight(key, distance**2), PointLight(fill, 0.35 * distance**2)]
 
 
 def _face_mesh(model: FaceModel, vertices: torch.Tensor, appearance: Appearance) -> Mesh:
@@ -44,7 +56,7 @@ def _face_mesh(model: FaceModel, vertices: torch.Tensor, appearance: Appearance)
 def expression_cells(model: FaceModel, size: int = 192) -> Iterator[Cell]:
     """Neutral, then each of the 53 expressions at weight 1.0, frontal and shaded, at the mean identity."""
     camera = frontal_camera(size, size)
-    lights = default_face_lights(camera)
+    lights = studio_lights(camera)
     appearance = Appearance()
     exposure = None
     for name in ("neutral", *EXPRESSION_NAMES):
@@ -61,7 +73,7 @@ def identity_cells(model: FaceModel, num: int, seed: int = 0, size: int = 192) -
     generator = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     camera = frontal_camera(size, size)
-    lights = default_face_lights(camera)
+    lights = studio_lights(camera)
     identities = model.sample_identity(num, generator)
     for i in range(num):
         appearance = sample_appearance(rng)
@@ -83,9 +95,9 @@ def identity_cells(model: FaceModel, num: int, seed: int = 0, size: int = 192) -
 
 
 def _auto_exposure(radiance: np.ndarray) -> float:
-    """Exposure that maps the 98th percentile of lit pixels to white."""
+    """Exposure that maps the 99.5th percentile of lit pixels to 90% white."""
     lit = radiance[radiance > 0]
-    return 1.0 / float(np.percentile(lit, 98)) if lit.size else 1.0
+    return 0.9 / float(np.percentile(lit, 99.5)) if lit.size else 1.0
 
 
 def compose_grid(cells: Iterable[Cell], columns: int) -> np.ndarray:
