@@ -19,6 +19,8 @@ from egoface.models import (
     RefaRegressor,
     ResNetConfig,
     TrackerModel,
+    camera_role,
+    camera_side,
     create_backbone,
     create_model,
     get_backbone_config,
@@ -115,8 +117,14 @@ def test_model_config_records_input_layout_and_rejects_bad_values() -> None:
     assert config.input_size == (192, 192) and config.expression_names == EXPRESSION_NAMES
     with pytest.raises(ValueError, match="not among cameras"):
         replace(config, cameras=("eye_left", "eye_right"))
-    with pytest.raises(ValueError, match="role_left"):
-        replace(config, cameras=("eye_up",), flipped_cameras=())
+    assert [(camera_role(c), camera_side(c)) for c in ("eye_left", "mouth_right_aug", "glabella", "glabella_gt")] == [
+        ("eye", "left"),
+        ("mouth", "right"),
+        ("glabella", None),
+        ("glabella", None),
+    ]
+    with pytest.raises(ValueError, match="<role>"):
+        replace(config, cameras=("eye__left",), flipped_cameras=())
     with pytest.raises(ValueError, match="eyeLook"):
         replace(config, free_expression_names=EXPRESSION_NAMES)
     with pytest.raises(ValueError, match="valid fields are"):

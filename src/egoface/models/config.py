@@ -4,8 +4,9 @@ A backbone is fully described by a `ResNetConfig` or a `MobileNetV3Config`; a tr
 embeds its backbone's configuration, so `model_from_config(ModelConfig.from_json(text))` rebuilds the exact
 architecture that a saved `state_dict` belongs to, whatever the registry holds by then.
 
-Camera names say role and side: `eye_left`, `mouth_right`, `glabella`, `boom_left`. The role is the part before
-the first `_`, the side (`left` / `right`, the subject's side) the part after it; a name without `_` has no side.
+Camera names say role and side as in `docs/headset.md`: `<role>`, or `<role>_<side>`, optionally followed by
+`_<suffix>` (`eye_left`, `mouth_right`, `glabella`, `eye_left_aug`). The role is the part before the first `_`;
+the side (`left` / `right`, the subject's side) is the second part when it is one of those, else there is none.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ def camera_role(camera: str) -> str:
 
 
 def camera_side(camera: str) -> str | None:
-    """`eye_left` -> `left`, `mouth_right` -> `right`, `glabella` -> None."""
-    parts = camera.split("_", 1)
-    return parts[1] if len(parts) == 2 else None
+    """`eye_left` -> `left`, `mouth_right_aug` -> `right`, `glabella` -> None."""
+    parts = camera.split("_")
+    return parts[1] if len(parts) > 1 and parts[1] in SIDES else None
 
 
 @dataclass(frozen=True)
@@ -166,8 +167,8 @@ class ModelConfig:
         if len(set(self.cameras)) != len(self.cameras) or not self.cameras:
             raise ValueError(f"ModelConfig.cameras must be non-empty and unique, got {self.cameras}")
         for camera in self.cameras:
-            if not camera_role(camera) or camera_side(camera) not in (None, *SIDES):
-                raise ValueError(f"camera name {camera!r} must be 'role' or 'role_left'/'role_right'")
+            if not camera or "" in camera.split("_"):
+                raise ValueError(f"camera name {camera!r} must be '<role>[_<side>][_<suffix>]', like 'eye_left'")
         if self.flipped_cameras is None:
             object.__setattr__(self, "flipped_cameras", tuple(c for c in self.cameras if camera_side(c) == "left"))
         unknown = [c for c in self.flipped_cameras or () if c not in self.cameras]
@@ -183,6 +184,7 @@ class ModelConfig:
         eye_look = [n for n in self.expression_names if n not in self.free_expression_names]
         if (
             len(set(self.expression_names)) != len(self.expression_names)
+            or len(set(self.free_expression_names)) != len(self.free_expression_names)
             or not set(self.free_expression_names) <= set(self.expression_names)
             or sorted(eye_look) != sorted(EYE_LOOK_NAMES)
         ):

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from egoface.models.backbones import Backbone
-from egoface.models.config import ModelConfig, camera_role, camera_side
+from egoface.models.config import SIDES, ModelConfig, camera_role, camera_side
 from egoface.models.heads import ExpressionAssembler, FreeGazeHead, TrackerOutput, mlp
 from egoface.models.registry import (
     backbone_from_config,
@@ -66,8 +66,8 @@ class RefaRegressor(TrackerModel):
     and a whole-face MLP.
 
     - One backbone per camera role (`eye`, `mouth`, `glabella`, ...; `config.backbone` with `in_chans` set to 1):
-      `eye_left` and `eye_right` run through the same module, which works because exactly one camera of each
-      left/right pair is flipped, so it looks like the other.
+      `eye_left` and `eye_right` run through the same module, which works because the cameras of exactly one side
+      of each role are flipped, so they look like the other side's.
     - The eye MLP reads one eye camera's features and predicts that eye's `eye_shapes` (with the camera's side as
       suffix: `eye_left` -> `eyeBlink_L`) and its gaze. It sees every eye as the unflipped side does; for the
       flipped eye camera the predicted yaw is negated to undo the mirror (pitch is unchanged). So a wink is not
@@ -82,11 +82,14 @@ class RefaRegressor(TrackerModel):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        _check_shared_pairs(config)
-        eye_cameras = ("eye_left", "eye_right")  # gaze order: eye 0 = subject's left
-        missing = [c for c in eye_cameras if c not in config.cameras]
-        if missing:
-            raise ValueError(f"the refa regressor needs cameras {eye_cameras}, missing {missing} in {config.cameras}")
+        _check_shared_encoders(config)
+        eye_cameras = [  # gaze order: eye 0 = subject's left
+            [c for c in config.cameras if camera_role(c) == "eye" and camera_side(c) == side] for side in SIDES
+        ]
+        if [len(c) for c in eye_cameras] != [1, 1]:
+            raise ValueError(
+                f"the refa regressor needs one left and one right eye camera (eye_left, eye_right), got {eye_cameras}"
+            )
         per_eye = [shape + suffix for suffix in ("_L", "_R") for shape in config.eye_shapes]
         not_free = [n for n in per_eye if n not in config.free_expression_names]
         if not_free:
@@ -99,7 +102,7 @@ class RefaRegressor(TrackerModel):
         self._role_cameras = [
             [i for i, c in enumerate(config.cameras) if camera_role(c) == role] for role in self.roles
         ]
-        self._eye_index = [config.cameras.index(c) for c in eye_cameras]
+        self._eye_index = [config.cameras.index(c) for (c,) in eye_cameras]
         self.encoders = nn.ModuleDict({role: _backbone(config, in_chans=1) for role in self.roles})
         self.feature_dim = self._encoder("eye").num_features
         self.num_features = len(config.cameras) * self.feature_dim
@@ -107,7 +110,7 @@ class RefaRegressor(TrackerModel):
         self.eye_mlp = mlp(self.feature_dim, config.hidden_features, num_eye + 2)
         self.face_mlp = mlp(self.num_features, config.hidden_features, len(face_names))
         self.assemble = ExpressionAssembler(config)
-        flipped = [c in config.flipped for c in eye_cameras]
+        flipped = [c in config.flipped for (c,) in eye_cameras]
         self.register_buffer(
             "gaze_sign", torch.tensor([[-1.0 if f else 1.0, 1.0] for f in flipped]), persistent=False
         )  # (2 eyes, (yaw, pitch))
@@ -210,14 +213,18 @@ def _backbone(config: ModelConfig, in_chans: int) -> Backbone:
     return backbone
 
 
-def _check_shared_pairs(config: ModelConfig) -> None:
-    """Both sides of a role share one encoder, so exactly one of them must arrive flipped."""
+def _check_shared_encoders(config: ModelConfig) -> None:
+    """Both sides of a role share one encoder, so the cameras of exactly one side must arrive flipped."""
     for role in dict.fromkeys(camera_role(c) for c in config.cameras):
-        pair = [c for c in config.cameras if camera_role(c) == role and camera_side(c) is not None]
-        if len(pair) == 2 and sum(c in config.flipped for c in pair) != 1:
+        in_role = [c for c in config.cameras if camera_role(c) == role]
+        sides = {side: [c for c in in_role if camera_side(c) == side] for side in SIDES}
+        if not all(sides.values()):
+            continue  # one side only: nothing to align
+        flipped = {side: [c in config.flipped for c in cameras] for side, cameras in sides.items()}
+        if sorted((all(f), any(f)) for f in flipped.values()) != [(False, False), (True, True)]:
             raise ValueError(
-                f"cameras {pair} share one encoder, so exactly one of them must be in flipped_cameras; "
-                f"got flipped_cameras={config.flipped}"
+                f"{role} cameras {sides['left'] + sides['right']} share one encoder, so exactly one side of them "
+                f"must be in flipped_cameras; got flipped_cameras={config.flipped}"
             )
 
 
