@@ -188,18 +188,23 @@ class LensSpec:
         coefficients = (self.k1 or 0.0, self.k2 or 0.0, self.k3 or 0.0, self.k4 or 0.0)
         return theta * (1.0 + sum(k * theta ** (2 * i + 2) for i, k in enumerate(coefficients)))
 
-    def to_lens(self, width: int, height: int) -> PinholeLens | FisheyeLens:
-        """The renderer's lens for a `width` x `height` image."""
+    def to_lens(self, width: int, height: int, scale: tuple[float, float] = (1.0, 1.0)) -> PinholeLens | FisheyeLens:
+        """The renderer's lens for a `width` x `height` image; `scale` resamples intrinsics given in pixels (the
+        new size over the size they were given for; pixel centres stay centres: x' = (x + 0.5) s - 0.5)."""
+        sx, sy = scale
+        if self.fov_deg is None:
+            fx, fy = self.fx * sx, self.fy * sy  # type: ignore[operator]
+            cx, cy = (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5  # type: ignore[operator]
         if self.type == "pinhole":
             if self.fov_deg is not None:
                 return pinhole_for_fov(width, height, self.fov_deg)
-            return PinholeLens(self.fx, self.fy, self.cx, self.cy)  # type: ignore[arg-type]
+            return PinholeLens(fx, fy, cx, cy)
         model: Literal["equidistant", "kannala_brandt"] = (
             "kannala_brandt" if self.projection == "kannala_brandt" else "equidistant"
         )
         distortion = (self.k1 or 0.0, self.k2 or 0.0, self.k3 or 0.0, self.k4 or 0.0)
         if self.fov_deg is None:
-            return FisheyeLens(self.fx, self.fy, self.cx, self.cy, distortion, model)  # type: ignore[arg-type]
+            return FisheyeLens(fx, fy, cx, cy, distortion, model)
         focal = (min(width, height) / 2.0) / float(self._radius(np.array(math.radians(self.fov_deg / 2.0))))
         return FisheyeLens(focal, focal, (width - 1) / 2.0, (height - 1) / 2.0, distortion, model)
 
@@ -261,10 +266,14 @@ class CameraSpec:
         if np.linalg.norm(np.cross(_unit(forward), _unit(self.up))) < 1e-6:
             raise RigError("up", f"got {list(self.up)}, expected a direction not parallel to the viewing direction")
 
-    def camera(self) -> Camera:
-        """The renderer's camera in the headset frame."""
-        lens = self.lens.to_lens(self.width, self.height)
-        return Camera.look_at(self.position, self.look_at, self.up, lens=lens, width=self.width, height=self.height)
+    def camera(self, resolution: tuple[int, int] | None = None) -> Camera:
+        """The renderer's camera in the headset frame, at the sensor's size or resampled to `resolution`
+        (width, height) pixels (intrinsics scale with the image)."""
+        width, height = resolution or (self.width, self.height)
+        if width < 1 or height < 1:
+            raise ValueError(f"resolution must be positive (width, height) pixels, got {resolution}")
+        lens = self.lens.to_lens(width, height, scale=(width / self.width, height / self.height))
+        return Camera.look_at(self.position, self.look_at, self.up, lens=lens, width=width, height=height)
 
     @property
     def direction(self) -> np.ndarray:
@@ -546,9 +555,9 @@ class HeadsetRig:
                 return camera
         raise KeyError(f"rig {self.name!r} has no camera {name!r}; it has {', '.join(self.camera_names)}")
 
-    def camera(self, name: str) -> Camera:
-        """The renderer's `Camera` for camera `name`, in the headset frame."""
-        return self.camera_spec(name).camera()
+    def camera(self, name: str, resolution: tuple[int, int] | None = None) -> Camera:
+        """The renderer's `Camera` for camera `name`, in the headset frame (see `CameraSpec.camera`)."""
+        return self.camera_spec(name).camera(resolution)
 
     def cameras_by_role(self, role: str) -> tuple[CameraSpec, ...]:
         """The cameras of one role (eye, mouth, glabella, boom), in file order."""

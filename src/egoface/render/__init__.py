@@ -15,9 +15,11 @@ from egoface.render.differentiable import (
 from egoface.render.raster import Fragments, rasterize, rasterize_reference
 from egoface.render.scene import (
     Mesh,
+    RenderedView,
     default_face_lights,
     frontal_camera,
     plane_grid,
+    render_scene,
     render_view,
     render_view_reference,
     render_view_with_lenses,
@@ -35,6 +37,7 @@ __all__ = [
     "PinholeLens",
     "PointLight",
     "Projection",
+    "RenderedView",
     "barycentrics_from_triangle_ids",
     "benchmark_render",
     "default_face_lights",
@@ -46,6 +49,7 @@ __all__ = [
     "rasterize",
     "rasterize_reference",
     "render_differentiable",
+    "render_scene",
     "render_view",
     "render_view_reference",
     "render_view_with_lenses",

@@ -27,9 +27,11 @@ from egoface.render.shading import (
 
 __all__ = [
     "Mesh",
+    "RenderedView",
     "default_face_lights",
     "frontal_camera",
     "plane_grid",
+    "render_scene",
     "render_view",
     "render_view_reference",
     "render_view_with_lenses",
@@ -118,6 +120,39 @@ def render_view(
     return _render_fast(mesh, camera, lights, ambient, shininess, timings)[0]
 
 
+@dataclass(frozen=True)
+class RenderedView:
+    """One rendered view. radiance: (H, W) float32; fragments: the opaque surface's (triangle ids, barycentrics,
+    depth in mm from the camera centre), e.g. to test whether a projected point is hidden."""
+
+    radiance: np.ndarray
+    fragments: Fragments
+
+
+def render_scene(
+    mesh: Mesh,
+    camera: Camera,
+    lights: Sequence[PointLight],
+    lenses: Mesh | None = None,
+    ambient: float = 0.02,
+    shininess: float = DEFAULT_SHININESS,
+    transmission: float = 0.9,
+) -> RenderedView:
+    """Opaque `mesh` seen through optional transparent `lenses` (glasses) with the fast path.
+
+    Where a lens is in front of the opaque surface the pixel is `transmission` * what is behind plus the lens's own
+    shading (flat-shaded, both sides; with albedo ~0 this is the LED glints on the glass).
+    """
+    if not 0.0 <= transmission <= 1.0:
+        raise ValueError(f"transmission must be in [0, 1], got {transmission}")
+    image, fragments = _render_fast(mesh, camera, lights, ambient, shininess)
+    if lenses is not None:
+        glass, glass_fragments = _render_fast(lenses.flat(), camera, lights, ambient, shininess, cull_backfaces=False)
+        in_front = glass_fragments.depth < fragments.depth
+        image = np.where(in_front, transmission * image + glass, image).astype(np.float32)
+    return RenderedView(radiance=image, fragments=fragments)
+
+
 def render_view_with_lenses(
     mesh: Mesh,
     lenses: Mesh,
@@ -127,17 +162,8 @@ def render_view_with_lenses(
     shininess: float = DEFAULT_SHININESS,
     transmission: float = 0.9,
 ) -> np.ndarray:
-    """Opaque `mesh` seen through transparent `lenses` (glasses) -> (H, W) float32 radiance.
-
-    Where a lens is in front of the opaque surface the pixel is `transmission` * what is behind plus the lens's own
-    shading (flat-shaded, both sides; with albedo ~0 this is the LED glints on the glass).
-    """
-    if not 0.0 <= transmission <= 1.0:
-        raise ValueError(f"transmission must be in [0, 1], got {transmission}")
-    image, fragments = _render_fast(mesh, camera, lights, ambient, shininess)
-    glass, glass_fragments = _render_fast(lenses.flat(), camera, lights, ambient, shininess, cull_backfaces=False)
-    in_front = glass_fragments.depth < fragments.depth
-    return np.where(in_front, transmission * image + glass, image).astype(np.float32)
+    """`render_scene(...).radiance`: opaque `mesh` seen through transparent `lenses` -> (H, W) float32."""
+    return render_scene(mesh, camera, lights, lenses, ambient, shininess, transmission).radiance
 
 
 def _render_fast(
