@@ -105,10 +105,13 @@ class MobileNetV3(Backbone):
 
 # REFA Sec. 7.1: ResNet-18-like, 224x224 in, 512-channel 7x7 map (stride 32).
 register_backbone("resnet18_like", ResNetConfig())
-# CPU real time: stride-4 stem, one narrow block per stage; 192x192 in -> 128 x 6x6 (stride 32).
+# CPU real time: one 5x5 stride-4 stem conv (no max-pool, which is slow on CPU), one narrow block per stage;
+# 192x192 in -> 128 x 6x6 (stride 32).
 register_backbone(
     "resnet_tiny",
-    ResNetConfig(stem_channels=16, stem_kernel=3, channels=(16, 32, 64, 128), depths=(1, 1, 1, 1)),
+    ResNetConfig(
+        stem_channels=16, stem_kernel=5, stem_stride=4, stem_pool=False, channels=(16, 32, 64, 128), depths=(1, 1, 1, 1)
+    ),
 )
 # The shipped-model budget (4 cameras x 192x192 in a few ms on 2 cores): resnet_tiny at half width, 64 features.
 register_backbone("resnet_nano", replace(get_backbone_config("resnet_tiny"), width_mult=0.5))
