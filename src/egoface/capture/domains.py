@@ -52,6 +52,6 @@ class DomainLook:
 
 DOMAIN_LOOKS: dict[str, DomainLook] = {
     "synthetic": DomainLook("synthetic", sample_appearance, 0.0, SYNTHETIC_SENSOR, 0.03, 0.1, True),
-    "real": DomainLook("real", real_appearance, 1.0, REAL_SENSOR, 0.08, 0.25, True),
-    "unlabeled": DomainLook("unlabeled", real_appearance, 1.0, REAL_SENSOR, 0.08, 0.25, False),
+    "real": DomainLook("real", real_appearance, 1.0, REAL_SENSOR, 0.15, 0.25, True),
+    "unlabeled": DomainLook("unlabeled", real_appearance, 1.0, REAL_SENSOR, 0.15, 0.25, False),
 }

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import yaml
+from scipy.ndimage import gaussian_filter
 
 from egoface.capture.animation import animate
 from egoface.capture.domains import DOMAIN_LOOKS, DomainLook
@@ -115,6 +116,7 @@ def record_subject(
     lights = rig.lights()
     sensors = {name: _CameraSensor(look, rng) for name in cameras}
     ambient = _ambient_track(look, num_frames, fps, rng)
+    backgrounds = {name: _background(camera, rng) for name, camera in cameras.items()}
     landmark_ids = model.topology.landmarks.vertex_ids
 
     images = {name: np.zeros((num_frames, c.height, c.width), np.uint8) for name, c in cameras.items()}
@@ -142,7 +144,9 @@ def record_subject(
             landmarks = mesh.vertices[landmark_ids]
             for name, camera in cameras.items():
                 view = render_scene(mesh, camera, lights, lenses, ambient=float(ambient[frame]))
-                images[name][frame] = sensors[name].capture(view.radiance)
+                empty = view.fragments.triangle_id < 0
+                radiance = np.where(empty, backgrounds[name] * ambient[frame], view.radiance)
+                images[name][frame] = sensors[name].capture(radiance)
                 keypoints[name][frame], visibility[name][frame] = _keypoints(camera, landmarks, view.fragments)
             if on_frame is not None:
                 on_frame(frame + 1, num_frames)
@@ -220,6 +224,14 @@ def _ambient_track(look: DomainLook, num_frames: int, fps: float, rng: np.random
     period_s = rng.uniform(5.0, 30.0)
     t = np.arange(num_frames) / fps
     return level * (1.0 + 0.5 * np.sin(2 * np.pi * t / period_s + rng.uniform(0, 2 * np.pi)))
+
+
+def _background(camera: Camera, rng: np.random.Generator) -> np.ndarray:
+    """(H, W) reflectance of what lies beyond the face (room, shoulders): smooth blotches in [0.1, 0.7], lit only by
+    the ambient IR (the LEDs' light falls off long before it)."""
+    noise = gaussian_filter(rng.standard_normal((camera.height, camera.width)), 0.08 * camera.width, mode="wrap")
+    noise = (noise - noise.min()) / max(float(np.ptp(noise)), 1e-9)
+    return 0.1 + 0.6 * noise
 
 
 def _keypoints(camera: Camera, points: np.ndarray, fragments: Fragments) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,1 @@
+"""egoface.eval — metrics, baselines, reports and pictures of recordings and predictions."""
