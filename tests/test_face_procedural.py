@@ -310,3 +310,121 @@ def test_construction_is_fast_and_deterministic(model: ProceduralFaceModel) -> N
     assert torch.equal(again.neutral_vertices, model.neutral_vertices)
     assert again.name == "procedural"
     assert model.num_identity_components >= 30
+
+
+# ------------------------------------------------------------------------------------ closed, symmetric surfaces
+
+_SEPARATE_PARTS = ("eyeballs", "teeth_upper", "teeth_lower", "tongue")
+
+
+def _directed_edges(triangles: np.ndarray) -> np.ndarray:
+    return np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+
+
+def _head_triangles(model: ProceduralFaceModel) -> np.ndarray:
+    """The triangles of the head surface: skin, lid margins, eye sockets, nostrils, lips and mouth sac."""
+    separate = np.zeros(model.num_vertices, dtype=bool)
+    for name in _SEPARATE_PARTS:
+        separate[model.topology.regions[name]] = True
+    return model.triangles[~separate[model.triangles].any(axis=1)]
+
+
+def test_head_surface_is_watertight_but_for_the_neck(model: ProceduralFaceModel) -> None:
+    """Every edge of the head surface joins exactly two triangles that run along it in opposite directions (one
+    consistent orientation), except one open loop at the base of the neck."""
+    triangles = _head_triangles(model)
+    edges = _directed_edges(triangles)
+    assert len(np.unique(edges, axis=0)) == len(edges)  # no directed edge twice: consistently oriented, manifold
+    keys = {tuple(e) for e in edges.tolist()}
+    open_edges = np.array([e for e in edges.tolist() if (e[1], e[0]) not in keys])
+    v = model.neutral_vertices.numpy()
+    assert len(open_edges) > 0 and v[open_edges.ravel(), 1].max() < -130.0  # only the neck cut is open
+    # the open edges form one simple loop
+    following = dict(open_edges.tolist())
+    assert len(following) == len(open_edges)
+    start, length = open_edges[0, 0], 1
+    current = following[start]
+    while current != start:
+        current, length = following[current], length + 1
+    assert length == len(open_edges)
+
+
+@pytest.mark.parametrize("name", _SEPARATE_PARTS)
+def test_separate_parts_are_closed_surfaces(model: ProceduralFaceModel, name: str) -> None:
+    inside = np.zeros(model.num_vertices, dtype=bool)
+    inside[model.topology.regions[name]] = True
+    triangles = model.triangles[inside[model.triangles].all(axis=1)]
+    assert inside[model.triangles].any(axis=1).sum() == len(triangles)  # not attached to anything else
+    edges = _directed_edges(triangles)
+    assert len(np.unique(edges, axis=0)) == len(edges)
+    assert {tuple(e) for e in edges.tolist()} == {(b, a) for a, b in edges.tolist()}
+
+
+def test_triangulation_is_mirror_symmetric(model: ProceduralFaceModel) -> None:
+    """Every triangle's mirror image across x = 0, with reversed winding, is a triangle too (so the two sides render
+    as exact mirror images from mirrored cameras)."""
+    from scipy.spatial import cKDTree
+
+    v = model.neutral_vertices.numpy().astype(np.float64)
+    _, mirror = cKDTree(v).query(v * [-1.0, 1.0, 1.0])
+
+    def canonical(triangles: np.ndarray) -> set[tuple[int, int, int]]:
+        first = np.argmin(triangles, axis=1)
+        rows = np.arange(len(triangles))[:, None]
+        return set(map(tuple, triangles[rows, (first[:, None] + np.arange(3)) % 3].tolist()))
+
+    assert canonical(mirror[model.triangles][:, ::-1]) == canonical(model.triangles)
+
+
+def _first_hits(origin: np.ndarray, directions: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """Distance along each ray (origin + s * direction) to the nearest triangle it crosses, inf if none
+    (Moller-Trumbore). directions: (R, 3) unit; corners: (T, 3, 3)."""
+    a, e1, e2 = corners[:, 0], corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+    p = np.cross(directions[:, None, :], e2[None])  # (R, T, 3)
+    det = np.einsum("rtk,tk->rt", p, e1)
+    inv = 1.0 / np.where(np.abs(det) < 1e-12, np.nan, det)
+    s = origin - a
+    u = np.einsum("rtk,tk->rt", p, s) * inv
+    q = np.cross(s, e1)
+    w = np.einsum("rk,tk->rt", directions, q) * inv
+    distance = np.einsum("tk,tk->t", e2, q)[None] * inv
+    crossed = (u >= 0) & (w >= 0) & (u + w <= 1) & (distance > 0)
+    return np.where(crossed, distance, np.inf).min(axis=1)
+
+
+@pytest.mark.parametrize(
+    ("blink", "gaze"), [(0.0, (0.0, 0.0)), (1.0, (0.0, 0.0)), (0.0, (30.0, 0.0)), (0.0, (-30.0, 0.0)),
+                        (0.0, (0.0, 30.0)), (0.0, (0.0, -30.0))],
+)  # fmt: skip
+def test_eyeball_stays_inside_lids_and_socket(
+    model: ProceduralFaceModel, blink: float, gaze: tuple[float, float]
+) -> None:
+    """Seen from the eye's centre, no eyeball vertex lies beyond the lids and the eye socket around it (the eyeball
+    never pokes through), and the socket stays outside the eyeball; both eyes."""
+    expression = torch.from_numpy(expression_vector({"eyeBlink_L": blink, "eyeBlink_R": blink}))[None]
+    mesh = model(expression=expression, gaze=torch.tensor([[gaze, gaze]]))
+    v = mesh.vertices[0].numpy().astype(np.float64)
+    head = _head_triangles(model)
+    socket = model.topology.regions["eye_socket"]
+    for eye in (0, 1):
+        centre = mesh.eyeball_centers[0, eye].numpy().astype(np.float64)
+        near = head[(np.linalg.norm(v[head] - centre, axis=2) < 22.0).all(axis=1)]
+        offsets = v[model.topology.eyeball_vertex_ids[eye]] - centre
+        distance = np.linalg.norm(offsets, axis=1)
+        hits = _first_hits(centre, offsets / distance[:, None], v[near])
+        assert (hits > distance).all(), f"eye {eye}: pokes through by {(distance - hits).max():.3f} mm"
+        own = socket[np.sign(v[socket, 0]) == np.sign(centre[0])]
+        assert np.linalg.norm(v[own] - centre, axis=1).min() >= model.eyeball_radius[eye].item() + 0.5
+
+
+@pytest.mark.parametrize("blink", [0.3, 0.5, 0.7])
+def test_eye_socket_stays_outside_the_eyeball_mid_blink(model: ProceduralFaceModel, blink: float) -> None:
+    centres = model.mean_eyeball_centers.numpy()
+    posed = _pose(model, {"eyeBlink_L": blink, "eyeBlink_R": blink})
+    socket = model.topology.regions["eye_socket"]
+    for eye in (0, 1):
+        assert set(socket[np.sign(posed[socket, 0]) == np.sign(centres[eye, 0])]) <= set(
+            model.topology.eyelid_vertex_ids[eye]
+        )
+        lids = posed[model.topology.eyelid_vertex_ids[eye]]
+        assert np.linalg.norm(lids - centres[eye], axis=1).min() >= model.eyeball_radius[eye].item()

@@ -14,6 +14,7 @@ __all__ = [
     "CORNEA_BULGE",
     "EYEBALL_RADIUS",
     "EYE_CENTRE_L",
+    "EYE_SOCKET_RADIUS",
     "LID_MARGIN_RADIUS",
     "LID_SKIN_RADIUS",
     "MOUTH_HALF_WIDTH",
@@ -27,6 +28,7 @@ CORNEA_BULGE = 0.6  # the cornea rises this far above the eyeball sphere at its 
 EYE_CENTRE_L = np.array([31.5, 0.0, -(EYEBALL_RADIUS + CORNEA_BULGE)])  # inter-pupillary distance 63 mm
 LID_SKIN_RADIUS = 13.9  # the lids' outer skin hugs a sphere of this radius about the eye centre
 LID_MARGIN_RADIUS = 12.75  # the lid margin's inner edge, just clear of the cornea
+EYE_SOCKET_RADIUS = 12.8  # the conjunctival sac lines the orbit behind the lids, just clear of the cornea's apex
 MOUTH_Y = -69.0  # height of the lip line (stomion)
 MOUTH_HALF_WIDTH = 24.5  # eye-centre-to-lip-line 69 mm, mouth 49 mm wide
 RAY_ORIGIN = np.array([0.0, -30.0, -70.0])  # every skin point is seen once from here (the head is star-shaped)

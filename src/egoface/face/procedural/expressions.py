@@ -36,6 +36,18 @@ from egoface.face.procedural.topology import smoothstep
 __all__ = ["JAW_OPEN_DEG", "RigWeights", "compute_rig_weights", "expression_deltas"]
 
 JAW_OPEN_DEG = 20.0  # jawOpen = 1 turns the mandible this far about the jaw axis
+_SOCKET_FOLLOW = (
+    1.0,
+    1.0,
+    0.95,
+    0.8,
+    0.6,
+    0.4,
+    0.2,
+    0.05,
+    0.0,
+    0.0,
+)  # share of the lid's turn per socket ring, margin backward
 _BLINK_SHARE = 0.85  # the upper lid travels this share of the fissure height when blinking; the lower lid the rest
 
 
@@ -117,6 +129,12 @@ def compute_rig_weights(head: HeadMesh) -> RigWeights:
         lid_upper[side] = near * lateral * upper * (1.0 - smoothstep(np.maximum(b - b_up, 0.0) / 0.8))
         lid_lower[side] = near * lateral * ~upper * (1.0 - smoothstep(np.maximum(b_low - b, 0.0) / 0.5))
         fissure[side] = b_up - b_low
+        # The socket follows its lid margin, less and less toward the back of the orbit.
+        margin = head.eye_ring_ids[side, 0]
+        for ids, follow in zip(head.socket_ring_ids[side], _SOCKET_FOLLOW, strict=True):
+            lid_upper[side, ids] = follow * lid_upper[side, margin]
+            lid_lower[side, ids] = follow * lid_lower[side, margin]
+            fissure[side, ids] = fissure[side, margin]
 
     sided = {
         name: np.stack([_gauss(v, (sign * centre[0], centre[1], centre[2]), sigma) * skin for sign in (1.0, -1.0)])

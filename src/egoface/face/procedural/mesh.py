@@ -5,9 +5,11 @@ nose, brow ridge, cheekbones, lips and chin, the neck, the lid spheres) seen fro
 the outermost point of that solid along its direction. Directions are laid out on the left half of the sphere (rows
 of roughly constant spacing, about 2 mm on the face and 4 mm elsewhere, plus conforming rings around the eye
 fissure and the mouth), triangulated as a spherical Delaunay triangulation (the convex hull of unit vectors) and
-mirrored, so the mesh is exactly left/right symmetric. Lid margins, the inward roll of the lips and the mouth cavity
-are strips attached to the ring boundaries; eyeballs, teeth and tongue are separate closed surfaces.
-All triangles are counter-clockwise seen from outside (for the cavity: seen from the air inside the mouth).
+mirrored, so the mesh is exactly left/right symmetric, triangulation included. Lid margins, the eye sockets
+(conjunctival sacs folding back from the margins around the eyeballs to a pole behind them), the inward roll of the
+lips and the mouth cavity are strips attached to the ring boundaries, so the head surface is watertight except for
+the open cut at the base of the neck; eyeballs, teeth and tongue are separate closed surfaces.
+All triangles are counter-clockwise seen from outside (for the cavity and the sockets: seen from the air inside).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from scipy.spatial import ConvexHull
 from egoface.face.procedural.anatomy import (
     CORNEA_BULGE,
     EYE_CENTRE_L,
+    EYE_SOCKET_RADIUS,
     EYEBALL_RADIUS,
     LID_MARGIN_RADIUS,
     LID_SKIN_RADIUS,
@@ -34,9 +37,9 @@ __all__ = ["PART_NAMES", "HeadMesh", "build_head_mesh", "fissure_bounds", "lid_a
 
 #: Part codes of `HeadMesh.part`.
 PART_NAMES: tuple[str, ...] = (
-    "skin", "lid_margin", "lip_roll", "cavity", "eyeball", "teeth_upper", "teeth_lower", "tongue",
+    "skin", "lid_margin", "lip_roll", "cavity", "eyeball", "teeth_upper", "teeth_lower", "tongue", "eye_socket",
 )  # fmt: skip
-SKIN, LID_MARGIN, LIP_ROLL, CAVITY, EYEBALL, TEETH_UPPER, TEETH_LOWER, TONGUE = range(len(PART_NAMES))
+SKIN, LID_MARGIN, LIP_ROLL, CAVITY, EYEBALL, TEETH_UPPER, TEETH_LOWER, TONGUE, EYE_SOCKET = range(len(PART_NAMES))
 
 FINE_SPACING = 2.05  # mm between skin vertices on the face
 COARSE_SPACING = 2 * FINE_SPACING  # elsewhere on the head and neck
@@ -44,6 +47,12 @@ NUM_EYE_RING = 48  # vertices around an eye fissure ring
 NUM_EYE_RINGS = 5  # skin rings around the fissure (ring 0 is the lid edge)
 NUM_MOUTH_RING = 64  # vertices around a mouth ring (a multiple of 4: the midline carries ring vertices)
 NUM_MOUTH_RINGS = 4
+#: The eye socket (conjunctival sac): rings from the lid margin's inner edge back around the eyeball, as blends of
+#: the margin's direction toward a circle at `_SOCKET_FOLD` from the eye's axis, then circles further back.
+_SOCKET_BLEND = (0.1, 0.2, 0.32, 0.45, 0.6, 0.75, 0.9, 1.0)
+_SOCKET_FOLD = np.deg2rad(110.0)
+_SOCKET_BACK = np.deg2rad((135.0, 158.0))
+NUM_SOCKET_RINGS = len(_SOCKET_BLEND) + len(_SOCKET_BACK)
 RING_STEP = 1.9  # mm between consecutive skin rings
 NECK_ELEVATION = np.deg2rad(-67.0)  # the neck is cut open below this elevation seen from RAY_ORIGIN
 
@@ -59,11 +68,12 @@ class HeadMesh:
     """The neutral mean head and what each vertex is.
 
     vertices: (V, 3) mm; triangles: (T, 3) int64 CCW from outside; part: (V,) int8 `PART_NAMES` code;
-    eye: (V,) int8 0 = left, 1 = right, -1 = not an eye ring/margin/eyeball vertex; ring: (V,) int16 ring number
-    around the eye or mouth opening (skin rings 0.., lid margin -1, lip roll -1 and -2 (the inner lip contour),
-    cavity 1..), -100 elsewhere; angle: (V,) ring parameter t in [0, 2 pi) (NaN off rings), t = pi/2 on top;
-    for eyes t = 0 is the outer corner, for the mouth the left corner.
+    eye: (V,) int8 0 = left, 1 = right, -1 = not an eye ring/margin/socket/eyeball vertex; ring: (V,) int16 ring
+    number around the eye or mouth opening (skin rings 0.., lid margin -1, eye socket -2, -3, ... back to its pole,
+    lip roll -1 and -2 (the inner lip contour), cavity 1..), -100 elsewhere; angle: (V,) ring parameter t in
+    [0, 2 pi) (NaN off rings), t = pi/2 on top; for eyes t = 0 is the outer corner, for the mouth the left corner.
     eye_ring_ids: (2, NUM_EYE_RINGS + 1, NUM_EYE_RING) vertex ids, row 0 the lid margin, row j + 1 skin ring j;
+    socket_ring_ids: (2, NUM_SOCKET_RINGS, NUM_EYE_RING) ids of the eye socket rings, from the margin backward;
     mouth_ring_ids: (NUM_MOUTH_RINGS + 2, NUM_MOUTH_RING) ids, rows: inner lip contour, lip roll, skin rings 0...
     """
 
@@ -74,6 +84,7 @@ class HeadMesh:
     ring: np.ndarray
     angle: np.ndarray
     eye_ring_ids: np.ndarray
+    socket_ring_ids: np.ndarray
     mouth_ring_ids: np.ndarray
 
 
@@ -360,6 +371,7 @@ class _Layout:
     kind: np.ndarray  # 0 background, 1 eye ring, 2 mouth ring, -1 inside an opening (removed), -2 neck cut row
     ring: np.ndarray
     index: np.ndarray  # position along its ring
+    openings: tuple[tuple[int, _Chart | _FaceChart, np.ndarray], ...]  # (kind, chart, ring 0 polygon in the chart)
 
 
 def _layout() -> _Layout:
@@ -404,7 +416,8 @@ def _layout() -> _Layout:
     rings_all = np.concatenate([np.full(int(keep_background.sum()), -100), *parts_ring])
     indices = np.concatenate([np.full(int(keep_background.sum()), -1), *parts_index])
     directions[np.abs(directions[:, 0]) < 1e-9, 0] = 0.0
-    return _Layout(directions, kinds, rings_all, indices)
+    openings = ((1, charts[0], eye_map), (2, charts[1], mouth_map))
+    return _Layout(directions, kinds, rings_all, indices, openings)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -425,6 +438,10 @@ def _half_triangles(layout: _Layout) -> np.ndarray:
     on_midline = (d[:, 0] == 0.0)[tri].all(axis=1)
     on_neck_cut = (layout.kind == -2)[tri].all(axis=1)
     in_opening = (layout.kind == -1)[tri].any(axis=1)
+    for kind, chart, polygon in layout.openings:  # ears across a narrow corner of an opening, between ring 0 vertices
+        candidates = np.flatnonzero(((layout.kind == kind) & (layout.ring == 0))[tri].all(axis=1))
+        centroids = _unit(d[tri[candidates]].mean(axis=1))
+        in_opening[candidates] |= _inside_polygon(chart.to_map(centroids), polygon)
     return tri[~(on_midline | on_neck_cut | in_opening)]
 
 
@@ -504,8 +521,12 @@ def _fan(ring: np.ndarray, centre: int, neighbours: np.ndarray) -> np.ndarray:
     return tri
 
 
-def _closed_surface(rings: np.ndarray, front: np.ndarray, back: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """rings: (R, N, 3) closed loops from a front pole to a back pole -> vertices, outward triangles (local ids)."""
+def _closed_surface(
+    rings: np.ndarray, front: np.ndarray, back: np.ndarray, flip_diagonal: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """rings: (R, N, 3) closed loops from a front pole to a back pole -> vertices, outward triangles (local ids).
+    flip_diagonal: (R - 1, N) bool, quads (between rings r and r + 1, loop vertices k and k + 1) split along the
+    other diagonal, so that a mirror-symmetric surface gets a mirror-symmetric triangulation."""
     num_rings, n = rings.shape[:2]
     vertices = np.concatenate([front[None], rings.reshape(-1, 3), back[None]])
     ids = 1 + np.arange(num_rings * n).reshape(num_rings, n)
@@ -513,7 +534,10 @@ def _closed_surface(rings: np.ndarray, front: np.ndarray, back: np.ndarray) -> t
     tri = [np.stack([np.zeros(n, np.int64), ids[0, k], ids[0, k_next]], 1)]
     for r in range(num_rings - 1):
         a, b, c, d = ids[r, k], ids[r, k_next], ids[r + 1, k], ids[r + 1, k_next]
-        tri += [np.stack([a, c, d], 1), np.stack([a, d, b], 1)]
+        flip = np.zeros(n, dtype=bool) if flip_diagonal is None else flip_diagonal[r]
+        first = np.where(flip[:, None], np.stack([a, c, b], 1), np.stack([a, c, d], 1))
+        second = np.where(flip[:, None], np.stack([b, c, d], 1), np.stack([a, d, b], 1))
+        tri += [first, second]
     last = len(vertices) - 1
     tri.append(np.stack([np.full(n, last), ids[-1, k_next], ids[-1, k]], 1))
     triangles = np.concatenate(tri)
@@ -533,6 +557,20 @@ def _eyeball_rings(centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rings = np.stack([s * np.cos(azimuth), s * np.sin(azimuth), np.broadcast_to(c, (len(polar), n))], -1)
     rings = centre + rings * radius[:, None, None]
     return _closed_surface(rings, centre + [0, 0, EYEBALL_RADIUS + CORNEA_BULGE], centre - [0, 0, EYEBALL_RADIUS])
+
+
+def _socket(margin: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The left eye's socket on a sphere of EYE_SOCKET_RADIUS: margin (N, 3) mm inner edge of the lid margin, t (N,)
+    its ring parameter -> rings (NUM_SOCKET_RINGS, N, 3) from the margin backward and the back pole (3,)."""
+    start = _unit(margin - EYE_CENTRE_L)
+
+    def circle(polar: float) -> np.ndarray:  # azimuth t about the eye's axis, t = 0 lateral (+X), pi/2 up
+        return np.stack([np.sin(polar) * np.cos(t), np.sin(polar) * np.sin(t), np.full_like(t, np.cos(polar))], -1)
+
+    fold = circle(_SOCKET_FOLD)
+    directions = [_unit((1.0 - f) * start + f * fold) for f in _SOCKET_BLEND] + [circle(p) for p in _SOCKET_BACK]
+    rings = EYE_CENTRE_L + EYE_SOCKET_RADIUS * np.stack(directions)
+    return rings, EYE_CENTRE_L - [0.0, 0.0, EYE_SOCKET_RADIUS]
 
 
 #: Iris and pupil edges as angles from the eye's axis (iris radius 6 mm, pupil radius 2 mm on a 12 mm eye).
@@ -583,7 +621,9 @@ def _arch(upper: bool) -> tuple[np.ndarray, np.ndarray]:
     x = centre_x[:, None] + labial[:, None, 0] * depth_off
     z = centre_z[:, None] + labial[:, None, 1] * depth_off
     rings = np.stack([x, y, z], -1)  # (S, P, 3) sections along the arch, from the right end to the left end
-    return _closed_surface(rings, rings[0].mean(axis=0), rings[-1].mean(axis=0))
+    left_half = np.arange(len(u) - 1) >= (len(u) - 1) // 2  # quad r mirrors quad S - 2 - r
+    flip = np.broadcast_to(left_half[:, None], (len(u) - 1, len(phi)))
+    return _closed_surface(rings, rings[0].mean(axis=0), rings[-1].mean(axis=0), flip)
 
 
 def _tongue() -> tuple[np.ndarray, np.ndarray]:
@@ -596,7 +636,9 @@ def _tongue() -> tuple[np.ndarray, np.ndarray]:
     unit = np.stack([s * np.cos(azimuth), s * np.sin(azimuth), np.broadcast_to(c, (len(polar), 28))], -1)
     flat = np.where(unit[..., 1:2] > 0, 0.55, 1.0)  # flatter top
     rings = centre + unit * semi * np.concatenate([np.ones_like(flat), flat, np.ones_like(flat)], -1)
-    return _closed_surface(rings, centre + [0, 0, semi[2]], centre - [0, 0, semi[2]])
+    right_half = np.cos(azimuth + np.pi / len(azimuth)) < 0  # quad k mirrors quad N/2 - 1 - k
+    flip = np.broadcast_to(right_half, (len(polar) - 1, len(azimuth)))
+    return _closed_surface(rings, centre + [0, 0, semi[2]], centre - [0, 0, semi[2]], flip)
 
 
 _CAVITY_RINGS = [  # (half width, half height, z of the front, how far the sides curve back), mm
@@ -648,16 +690,35 @@ def build_head_mesh() -> HeadMesh:
         count += len(new_vertices)
         return ids
 
+    # Lid margins and eye sockets: built for the left eye, mirrored (same vertex order, reversed winding).
     t_eye = _ring_parameter(NUM_EYE_RING)
     eye_ring_ids = np.zeros((2, NUM_EYE_RINGS + 1, NUM_EYE_RING), np.int64)
-    for side, outward in ((0, 1.0), (1, -1.0)):
-        centre = EYE_CENTRE_L * [outward, 1.0, 1.0]
+    socket_ring_ids = np.zeros((2, NUM_SOCKET_RINGS, NUM_EYE_RING), np.int64)
+    for side in (0, 1):
         for j in range(NUM_EYE_RINGS):
             eye_ring_ids[side, j + 1] = ring_ids(skin.eye == side, j, NUM_EYE_RING)
-        edge = skin.vertices[eye_ring_ids[side, 1]]
-        margin = centre + _unit(edge - centre) * LID_MARGIN_RADIUS
-        eye_ring_ids[side, 0] = add(margin, LID_MARGIN, side, -1, t_eye.copy())
-        triangles.append(_strip(eye_ring_ids[side, 1], eye_ring_ids[side, 0], skin.triangles))
+    margin = EYE_CENTRE_L + _unit(skin.vertices[eye_ring_ids[0, 1]] - EYE_CENTRE_L) * LID_MARGIN_RADIUS
+    socket, fornix = _socket(margin, t_eye)
+    poles = []
+    for side, mirror in ((0, np.array([1.0, 1.0, 1.0])), (1, np.array([-1.0, 1.0, 1.0]))):
+        eye_ring_ids[side, 0] = add(margin * mirror, LID_MARGIN, side, -1, t_eye.copy())
+        for k in range(NUM_SOCKET_RINGS):
+            socket_ring_ids[side, k] = add(socket[k] * mirror, EYE_SOCKET, side, -2 - k, t_eye.copy())
+        poles.append(int(add(fornix[None] * mirror, EYE_SOCKET, side, -2 - NUM_SOCKET_RINGS)[0]))
+    left = [_strip(eye_ring_ids[0, 1], eye_ring_ids[0, 0], skin.triangles)]
+    previous = eye_ring_ids[0, 0]
+    for k in range(NUM_SOCKET_RINGS):
+        left.append(_strip(previous, socket_ring_ids[0, k], left[-1]))
+        previous = socket_ring_ids[0, k]
+    left.append(_fan(previous, poles[0], left[-1]))
+    left_tri = np.concatenate(left)
+    to_right = np.arange(count)
+    to_right[eye_ring_ids[0]], to_right[socket_ring_ids[0]], to_right[poles[0]] = (
+        eye_ring_ids[1],
+        socket_ring_ids[1],
+        poles[1],
+    )
+    triangles += [left_tri, to_right[left_tri][:, ::-1]]
 
     # Lips roll into the mouth: lens ring -> roll ring -> inner lip contour (upper and lower halves 0.3 mm apart).
     t_mouth = _ring_parameter(NUM_MOUTH_RING)
@@ -703,5 +764,6 @@ def build_head_mesh() -> HeadMesh:
         ring=np.concatenate(ring),
         angle=np.concatenate(angle),
         eye_ring_ids=eye_ring_ids,
+        socket_ring_ids=socket_ring_ids,
         mouth_ring_ids=mouth_ring_ids,
     )

@@ -19,6 +19,7 @@ from egoface.face.model import FaceTopology, Landmarks, LipPairs
 from egoface.face.procedural.anatomy import EYE_CENTRE_L, MOUTH_Y
 from egoface.face.procedural.mesh import (
     CAVITY,
+    EYE_SOCKET,
     EYEBALL,
     IRIS_HALF_ANGLE,
     LID_MARGIN,
@@ -79,10 +80,11 @@ def _regions(head: HeadMesh) -> dict[str, np.ndarray]:
     cheeks = front & (ax > 18.0) & (ax < 74.0) & (y < -4.0) & (y > -100.0) & ~(lips | nose | chin)
     cheeks &= ~(near_eye[0] | near_eye[1])
     forehead = front & (y > 30.0) & ~brows
-    eye = [near_eye[s] | lids[s] | (eyeball & (head.eye == s)) for s in (0, 1)]
-    upper_face = (front & (y > -22.0)) | eyeball
+    socket = part == EYE_SOCKET
+    eye = [near_eye[s] | lids[s] | ((eyeball | socket) & (head.eye == s)) for s in (0, 1)]
+    upper_face = (front & (y > -22.0)) | eyeball | socket
     lower_face = (front & (y <= -22.0)) | mouth_interior | teeth | (skin & (y < -100.0) & (z > -60.0))
-    face = front | eyeball
+    face = front | eyeball | socket
     neck = skin & (y < -118.0) & ~front
     moustache = front & (ax < 26.0) & (y > MOUTH_Y + 3.0) & (y < -46.0) & ~(lips | nose)
     beard = front & (((y < MOUTH_Y - 4.0) & ~lips) | ((ax > 34.0) & (y < -40.0) & (z > -75.0))) | moustache
@@ -106,6 +108,7 @@ def _regions(head: HeadMesh) -> dict[str, np.ndarray]:
         "teeth_upper": _ids(part == TEETH_UPPER),
         "teeth_lower": _ids(part == TEETH_LOWER),
         "eyeballs": _ids(eyeball),
+        "eye_socket": _ids(socket),
         "sclera": _ids(eyeball & (polar >= IRIS_HALF_ANGLE)),
         "iris": _ids(eyeball & (polar < IRIS_HALF_ANGLE) & (polar >= PUPIL_HALF_ANGLE)),
         "pupil": _ids(eyeball & (polar < PUPIL_HALF_ANGLE)),
@@ -203,7 +206,7 @@ def build_topology(head: HeadMesh) -> FaceTopology:
         lower_center=int(mouth_inner[3 * NUM_MOUTH_RING // 4]),
     )
     eyeballs = tuple(_ids((head.part == EYEBALL) & (head.eye == side)) for side in (0, 1))
-    eyelids = tuple(_ids(np.isin(head.part, (SKIN, LID_MARGIN)) & (head.eye == side)) for side in (0, 1))
+    eyelids = tuple(_ids(np.isin(head.part, (SKIN, LID_MARGIN, EYE_SOCKET)) & (head.eye == side)) for side in (0, 1))
     return FaceTopology(
         triangles=head.triangles.astype(np.int32),
         regions=_regions(head),
