@@ -52,11 +52,12 @@ def test_vignetting_darkens_the_corners() -> None:
 def test_auto_exposure_converges_to_its_target() -> None:
     control = AutoExposure(exposure=500.0, target_dn=100.0, rate=0.3)
     rng = np.random.default_rng(4)
-    scene = np.full((32, 32), 0.2)
+    scene = np.zeros((32, 32))
+    scene[:, :12] = 0.2  # a lit subject over a third of the frame, a dark background beside it
     for _ in range(60):
         frame = sense(scene, SYNTHETIC_SENSOR, control.exposure, rng)
         control.update(frame)
-    assert frame.mean() == pytest.approx(100.0, abs=5.0)
+    assert frame[:, :12].mean() == pytest.approx(100.0, abs=5.0)  # exposed for the subject, not the background
 
 
 def test_motion_blur_blends_the_previous_frame() -> None:

@@ -37,7 +37,7 @@ from egoface.render.sensor import AutoExposure, SensorModel, cover_camera, hand_
 __all__ = ["CaptureSettings", "SubjectPlan", "record_subject"]
 
 _POSE_CHUNK = 32  # frames posed per batch
-_KEYPOINT_DEPTH_TOLERANCE_MM = 2.0
+_KEYPOINT_DEPTH_TOLERANCE_MM = 3.0
 _TYPICAL_EXPOSURE = 8000.0  # electrons per unit radiance that expose LED-lit skin at ~120 DN
 _GLASSES_FRAME_ALBEDO, _GLASSES_SPECULAR = 0.08, 0.6
 
@@ -236,14 +236,15 @@ def _background(camera: Camera, rng: np.random.Generator) -> np.ndarray:
 
 def _keypoints(camera: Camera, points: np.ndarray, fragments: Fragments) -> tuple[np.ndarray, np.ndarray]:
     """points (L, 3) headset frame -> pixels (L, 2) and visibility (L,): in front of the lens, inside the image, and
-    not hidden behind another surface (the depth buffer is within a small tolerance of the point's own depth)."""
+    its pixel shows the point's own surface (depth within a small tolerance: not hidden behind another surface, not
+    off the silhouette's edge)."""
     projection = camera.project(points)
     pixels = projection.pixels.astype(np.float32)
     column, row = np.rint(pixels[:, 0]).astype(int), np.rint(pixels[:, 1]).astype(int)
     inside = projection.valid & (column >= 0) & (column < camera.width) & (row >= 0) & (row < camera.height)
     visible = np.zeros(len(points), bool)
     surface = fragments.depth[row[inside], column[inside]]
-    visible[inside] = surface >= projection.depth[inside] - _KEYPOINT_DEPTH_TOLERANCE_MM
+    visible[inside] = np.abs(surface - projection.depth[inside]) <= _KEYPOINT_DEPTH_TOLERANCE_MM
     return np.nan_to_num(pixels, nan=-1.0, posinf=-1.0, neginf=-1.0), visible
 
 

@@ -63,17 +63,17 @@ REAL_SENSOR = SensorModel(
 class AutoExposure:
     """Per-session exposure control. exposure: electrons per unit radiance; steers the metered level toward
     `target_dn` by a fraction `rate` per frame (in log exposure), within [min_exposure, max_exposure]. The meter is
-    the mean of the brighter half of the pixels, so a face filling part of a dark frame is exposed for the face."""
+    the mean of the brightest quarter of the pixels, so a face filling part of a dark frame is exposed for the face."""
 
     exposure: float
-    target_dn: float = 120.0
+    target_dn: float = 150.0
     rate: float = 0.15
     min_exposure: float = 10.0
     max_exposure: float = 60000.0
 
     def update(self, frame: np.ndarray) -> None:
         """Adapt to a delivered uint8 frame (H, W)."""
-        level = max(float(np.sort(frame, axis=None)[frame.size // 2 :].mean()), 1.0)
+        level = max(float(np.sort(frame, axis=None)[3 * frame.size // 4 :].mean()), 1.0)
         step = (self.target_dn / level) ** self.rate
         self.exposure = float(np.clip(self.exposure * step, self.min_exposure, self.max_exposure))
 
