@@ -428,3 +428,24 @@ def test_eye_socket_stays_outside_the_eyeball_mid_blink(model: ProceduralFaceMod
         )
         lids = posed[model.topology.eyelid_vertex_ids[eye]]
         assert np.linalg.norm(lids - centres[eye], axis=1).min() >= model.eyeball_radius[eye].item()
+
+
+def test_lips_have_anatomical_volume(model: ProceduralFaceModel) -> None:
+    """Vermilion about 8 mm tall on the upper lip and 11 mm on the lower, lips protruding, a Cupid's bow, a closed
+    mouth whose inner lip contours are 0.3 mm apart."""
+    v = model.neutral_vertices.numpy().astype(np.float64)
+    pairs = model.topology.lip_pairs
+    stomion = 0.5 * (v[pairs.upper_center] + v[pairs.lower_center])
+    upper_border, lower_border = v[_landmark(model, "lip_outer_04")], v[_landmark(model, "lip_outer_12")]
+    assert abs(upper_border[0]) < 1e-6 and abs(lower_border[0]) < 1e-6
+    assert 7.0 <= upper_border[1] - stomion[1] <= 10.0
+    assert 9.5 <= stomion[1] - lower_border[1] <= 12.5
+    lips = v[model.topology.regions["lips"]]
+    midline = lips[np.abs(lips[:, 0]) < 1.0]
+    chin_point = v[_landmark(model, "jaw_08")]
+    assert midline[:, 2].max() - upper_border[2] > 1.5  # the lips bulge in front of their border
+    assert midline[:, 2].max() - chin_point[2] > 3.0
+    upper = lips[lips[:, 1] > stomion[1]]
+    bow_peaks = upper[(np.abs(upper[:, 0]) > 3.5) & (np.abs(upper[:, 0]) < 7.5), 1].max()
+    assert bow_peaks > upper[np.abs(upper[:, 0]) < 1.0, 1].max() + 0.5  # Cupid's bow
+    assert 0.2 <= lip_gap(v, model) <= 0.5

@@ -23,10 +23,12 @@ from egoface.face.procedural.mesh import (
     EYEBALL,
     LID_MARGIN,
     LIP_ROLL,
+    NUM_MOUTH_RINGS,
     SKIN,
     TEETH_LOWER,
     TEETH_UPPER,
     TONGUE,
+    VERMILION_RING,
     HeadMesh,
     fissure_bounds,
     lid_angles,
@@ -103,7 +105,9 @@ def compute_rig_weights(head: HeadMesh) -> RigWeights:
     band = 6.0 + 22.0 * smoothstep((ax - 18.0) / 35.0)
     jaw = smoothstep((line - y + 1.5) / band)
     ring_jaw = 0.5 - 0.5 * np.sign(lip_side) * np.abs(lip_side) ** 0.7  # the opening narrows to the corners
-    jaw = np.where(on_mouth_ring, ring_jaw, jaw)
+    # rings beyond the vermilion border blend into the smooth field (no crease around the lips when the jaw opens)
+    beyond = (part == SKIN) * np.clip((head.ring - VERMILION_RING) / (NUM_MOUTH_RINGS - VERMILION_RING), 0.0, 1.0)
+    jaw = np.where(on_mouth_ring, (1.0 - beyond) * ring_jaw + beyond * jaw, jaw)
     jaw *= smoothstep((y + 170.0) / 35.0) * smoothstep((z + 100.0) / 30.0)
     jaw = np.where(np.isin(part, (TEETH_LOWER, TONGUE)), 1.0, np.where(part == TEETH_UPPER, 0.0, jaw))
     jaw *= movable * (head.eye < 0)

@@ -33,7 +33,15 @@ from egoface.face.procedural.anatomy import (
     RAY_ORIGIN,
 )
 
-__all__ = ["PART_NAMES", "HeadMesh", "build_head_mesh", "fissure_bounds", "lid_angles"]
+__all__ = [
+    "PART_NAMES",
+    "VERMILION_RING",
+    "HeadMesh",
+    "build_head_mesh",
+    "fissure_bounds",
+    "lid_angles",
+    "vermilion_heights",
+]
 
 #: Part codes of `HeadMesh.part`.
 PART_NAMES: tuple[str, ...] = (
@@ -46,7 +54,8 @@ COARSE_SPACING = 2 * FINE_SPACING  # elsewhere on the head and neck
 NUM_EYE_RING = 48  # vertices around an eye fissure ring
 NUM_EYE_RINGS = 5  # skin rings around the fissure (ring 0 is the lid edge)
 NUM_MOUTH_RING = 64  # vertices around a mouth ring (a multiple of 4: the midline carries ring vertices)
-NUM_MOUTH_RINGS = 4
+NUM_MOUTH_RINGS = 6  # skin rings around the mouth: the lens, two across the vermilion, its border, two outside
+VERMILION_RING = 3  # the skin ring on the vermilion border
 #: The eye socket (conjunctival sac): rings from the lid margin's inner edge back around the eyeball, as blends of
 #: the margin's direction toward a circle at `_SOCKET_FOLD` from the eye's axis, then circles further back.
 _SOCKET_BLEND = (0.1, 0.2, 0.32, 0.45, 0.6, 0.75, 0.9, 1.0)
@@ -60,7 +69,8 @@ NECK_ELEVATION = np.deg2rad(-67.0)  # the neck is cut open below this elevation 
 # horizontal axis (see `lid_angles`), both in radians. Canthi at a = A_MID +- A_HALF.
 _A_MID, _A_HALF = np.deg2rad(5.0), np.deg2rad(67.0)
 _B_UPPER, _B_LOWER, _B_CENTRE, _CANTHAL_TILT = np.deg2rad(25.0), np.deg2rad(19.0), np.deg2rad(-1.0), np.deg2rad(3.0)
-_MOUTH_LENS_HALF_HEIGHT = (1.7, 1.9)  # upper, lower: where the lips start to roll into the mouth, mm from MOUTH_Y
+_MOUTH_LENS_HALF_HEIGHT = (0.9, 1.0)  # upper, lower: where the lips start to roll into the mouth, mm from MOUTH_Y
+_MOUTH_OUTLINE = (7.0, 13.5, 15.5)  # outermost mouth ring: beyond the corners, above and below MOUTH_Y, mm
 
 
 @dataclass(frozen=True)
@@ -128,14 +138,44 @@ _FACE_BUMPS = [
     (44.0, -22.0, 12.0, 9.0, 5.0),  # cheekbones
     (40.0, -50.0, 15.0, 13.0, 2.5),  # cheek fullness
     (13.0, -40.0, 4.5, 4.0, 4.5),  # nose wings (alae)
-    (0.0, -61.0, 13.0, 5.0, 4.0),  # upper lip
-    (0.0, -77.0, 12.0, 5.0, 4.5),  # lower lip
     (24.0, -70.0, 5.0, 5.0, -3.5),  # mouth corners
-    (4.0, -55.0, 2.0, 4.5, 0.8),  # philtrum ridges
     (0.0, -88.0, 15.0, 4.0, -2.5),  # mentolabial sulcus
     (0.0, -102.0, 13.0, 8.0, 4.0),  # chin
     (60.0, 30.0, 9.0, 16.0, -3.0),  # temples
 ]
+
+
+def vermilion_heights(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x (mm) -> heights (upper, lower) of the vermilion border above and below the lip line (MOUTH_Y), mm: about
+    8 mm at the midline of the upper lip with a Cupid's bow (peaks of about 9 mm 5.5 mm off the midline), 11 mm for
+    the fuller lower lip, both tapering to 0 at the mouth corners."""
+    u = np.clip(np.abs(x) / MOUTH_HALF_WIDTH, 0.0, 1.0)
+    bow = np.exp(-0.5 * ((np.abs(x) - 5.5) / 2.5) ** 2) - 0.7 * np.exp(-0.5 * (x / 1.6) ** 2)
+    return (8.5 + bow) * (1.0 - u**2) ** 0.55, 11.0 * (1.0 - u**2) ** 0.45
+
+
+def _lips(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Height (mm) the lips and the philtrum add to the face: each lip a roll that is full at about a third of its
+    vermilion, falls gently toward the lip line (the inward roll of the lips is the `LIP_ROLL` strip, so that the
+    surface stays visible from RAY_ORIGIN) and ends in a slight ridge on the vermilion border (the white roll)."""
+    x, y = np.broadcast_arrays(x, y)
+    result = np.zeros(x.shape)
+    near = (np.abs(x) < MOUTH_HALF_WIDTH + 12.0) & (np.abs(y - MOUTH_Y) < 32.0)  # negligible (< 0.01 mm) beyond
+    x, y = x[near], y[near]
+    upper, lower = vermilion_heights(x)
+    along = y - MOUTH_Y
+    v = np.where(along >= 0, along / np.maximum(upper, 0.8), -along / np.maximum(lower, 0.8))  # 1 on the border
+    u2 = np.clip(x / (MOUTH_HALF_WIDTH + 3.0), -1.0, 1.0) ** 2
+    height = np.where(along >= 0, 4.2, 4.8) * np.sqrt(1.0 - u2)
+    profile = np.exp(-((np.maximum(v - 0.3, 0.0) / 0.8) ** 2)) - 0.3 * (np.maximum(0.3 - v, 0.0) / 0.3) ** 2
+    ridge = 0.35 * np.exp(-0.5 * ((v - 1.0) / 0.1) ** 2)
+    # Philtrum: two columns from the Cupid's bow peaks up to the nose, a groove between them.
+    rise = np.clip((along - 8.0) / 12.0, 0.0, 1.0)
+    window = np.exp(-0.5 * ((along - 14.0) / 5.0) ** 2)
+    column = 5.2 - 1.8 * rise
+    philtrum = 0.9 * np.exp(-0.5 * ((np.abs(x) - column) / 1.3) ** 2) - 0.35 * np.exp(-0.5 * (x / 1.8) ** 2)
+    result[near] = height * (profile + ridge) + window * philtrum
+    return result
 
 
 def _face_depth(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -143,7 +183,7 @@ def _face_depth(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     u = np.abs(x) / _HALF_WIDTH(y)
     z = _FRONT(y) - _SIDE_DEPTH(y) * (0.45 * u**2 + 0.55 * u**6)
     nose_section = np.exp(-0.5 * np.abs(x / _NOSE_WIDTH(y)) ** 2.4)
-    return z + np.maximum(_NOSE_HEIGHT(y), 0.0) * nose_section + _bumps(x, y, _FACE_BUMPS)
+    return z + np.maximum(_NOSE_HEIGHT(y), 0.0) * nose_section + _bumps(x, y, _FACE_BUMPS) + _lips(x, y)
 
 
 _BLEND = 3.0  # mm, smoothness of the union of the solids
@@ -297,13 +337,10 @@ def _offset_rings(ring0: np.ndarray, steps: list[float]) -> list[np.ndarray]:
     return [ring0 + step * normal for step in steps]
 
 
-def _inner_rings(ring0: np.ndarray, openness: list[float]) -> list[np.ndarray]:
-    """Rings inside an opening whose ring vertex k faces vertex N - k (upper and lower lid or lip): each pair is
-    closed to `openness` of its distance about its midpoint, and the whole ring pulled 15% toward its centre."""
-    facing = np.roll(ring0[::-1], 1, axis=0)  # row k holds vertex N - k
-    middle, half_gap = 0.5 * (ring0 + facing), 0.5 * (ring0 - facing)
-    centre = ring0.mean(axis=0)
-    return [centre + 0.85 * (middle - centre) + f * half_gap for f in openness]
+def _midline(ring0: np.ndarray) -> np.ndarray:
+    """ring0: (N, 2) closed ring whose vertex k faces vertex N - k (upper and lower lid or lip) -> (N, 2) the
+    midpoints of the facing pairs (at the corners, k = 0 and N/2, the corner itself)."""
+    return 0.5 * (ring0 + np.roll(ring0[::-1], 1, axis=0))
 
 
 def _inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
@@ -365,6 +402,25 @@ def _mouth_lens(t: np.ndarray) -> np.ndarray:
     return np.stack([x, y, _face_depth(x, y)], -1)
 
 
+def _mouth_rings(t: np.ndarray) -> list[np.ndarray]:
+    """The NUM_MOUTH_RINGS skin rings around the mouth in the face's (x, y), each (N, 2) mm: the lens, rings across
+    the vermilion, the vermilion border (VERMILION_RING), then rings out to a smooth outline around the lips."""
+    lens = _mouth_lens(t)[:, :2]
+    c, s = np.cos(t), np.sin(t)
+    upper, lower = vermilion_heights(MOUTH_HALF_WIDTH * c)
+    border = np.stack([(MOUTH_HALF_WIDTH + 2.0) * c, MOUTH_Y + np.where(s > 0, upper, -lower)], -1)
+    beyond, above, below = _MOUTH_OUTLINE
+    outline = np.stack(
+        [(MOUTH_HALF_WIDTH + beyond) * c, MOUTH_Y + np.where(s > 0, above, below) * np.sign(s) * np.abs(s) ** 0.8], -1
+    )
+    across = [lens + (j / VERMILION_RING) * (border - lens) for j in range(VERMILION_RING + 1)]
+    outside = NUM_MOUTH_RINGS - 1 - VERMILION_RING
+    rings = across + [border + (j / outside) * (outline - border) for j in range(1, outside + 1)]
+    for ring in rings:
+        ring[np.abs(c) < 1e-9, 0] = 0.0
+    return rings
+
+
 @dataclass(frozen=True)
 class _Layout:
     directions: np.ndarray  # (N, 3) on x >= 0
@@ -392,19 +448,26 @@ def _layout() -> _Layout:
     mouth_map[np.abs(mouth_map[:, 0]) < 1e-9, 0] = 0.0
 
     charts: tuple[_Chart | _FaceChart, ...] = (eye_chart, mouth_chart)
-    for kind, chart, ring0, count in ((1, charts[0], eye_map, NUM_EYE_RINGS), (2, charts[1], mouth_map,
-                                                                               NUM_MOUTH_RINGS)):  # fmt: skip
-        rings = _offset_rings(ring0, [RING_STEP * j for j in range(count)]) + _inner_rings(ring0, [0.55, 0.15])
-        for j, ring in enumerate(rings):
-            if kind == 2:
-                ring[np.abs(ring0[:, 0]) < 1e-9, 0] = 0.0
-            keep = ring[:, 0] >= 0.0 if kind == 2 else np.ones(len(ring), dtype=bool)
-            parts_dir.append(chart.to_directions(ring[keep]))
-            inside = j >= count
+    eye_rings = _offset_rings(eye_map, [RING_STEP * j for j in range(NUM_EYE_RINGS)])
+    mouth_rings = _mouth_rings(t_mouth)
+    for kind, chart, rings in ((1, charts[0], eye_rings), (2, charts[1], mouth_rings)):
+        ring_directions = [chart.to_directions(ring) for ring in rings]
+        # Points inside the opening, placed among the ring 0 directions (the surface inside a closed mouth is a groove
+        # the rays do not see), so that no skin triangle spans the opening.
+        inner_chart = _Chart(ring_directions[0].mean(axis=0), 100.0)
+        inner = inner_chart.to_directions(_midline(inner_chart.to_map(ring_directions[0])))
+        not_corner = np.arange(len(inner)) % (len(inner) // 2) != 0
+        for j, d in enumerate([*ring_directions, inner]):
+            d[np.abs(d[:, 0]) < 1e-9, 0] = 0.0
+            keep = d[:, 0] >= 0.0 if kind == 2 else np.ones(len(d), dtype=bool)
+            if j == len(rings):
+                keep &= not_corner
+            parts_dir.append(d[keep])
+            inside = j >= len(rings)
             parts_kind.append(np.full(int(keep.sum()), -1 if inside else kind))
             parts_ring.append(np.full(int(keep.sum()), j))
             parts_index.append(np.flatnonzero(keep))
-        exclusions.append((chart, _offset_rings(ring0, [RING_STEP * (count - 1) + 0.65 * FINE_SPACING])[0]))
+        exclusions.append((chart, _offset_rings(rings[-1], [0.65 * FINE_SPACING])[0]))
 
     keep_background = np.ones(len(background), dtype=bool)
     surface = RAY_ORIGIN + background * _ray_exit(background)[:, None]
@@ -727,8 +790,9 @@ def build_head_mesh() -> HeadMesh:
         mouth_ring_ids[j + 2] = ring_ids(skin.is_mouth, j, NUM_MOUTH_RING)
     lens = skin.vertices[mouth_ring_ids[2]]
     side = np.sign(np.round(np.sin(t_mouth), 9))
-    roll = lens + np.stack([0.0 * lens[:, 0], -0.6 * (lens[:, 1] - MOUTH_Y), np.full(len(lens), -0.5)], -1)
-    inner = np.stack([lens[:, 0] * 0.985, MOUTH_Y + 0.15 * side, lens[:, 2] - 2.5], -1)
+    roll = lens + np.stack([0.0 * lens[:, 0], -0.55 * (lens[:, 1] - MOUTH_Y), np.full(len(lens), -0.9)], -1)
+    facing_z = np.roll(lens[::-1, 2], 1)  # the lens vertex across the mouth (N - k)
+    inner = np.stack([lens[:, 0] * 0.985, MOUTH_Y + 0.15 * side, 0.5 * (lens[:, 2] + facing_z) - 3.0], -1)
     mouth_ring_ids[1] = add(roll, LIP_ROLL, ring_no=-1, t=t_mouth.copy())
     mouth_ring_ids[0] = add(inner, LIP_ROLL, ring_no=-2, t=t_mouth.copy())
     mirrored = np.cos(t_mouth + np.pi / NUM_MOUTH_RING) < 0  # quads on the right split the mirrored way

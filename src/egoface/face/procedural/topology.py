@@ -31,6 +31,7 @@ from egoface.face.procedural.mesh import (
     TEETH_LOWER,
     TEETH_UPPER,
     TONGUE,
+    VERMILION_RING,
     HeadMesh,
 )
 
@@ -71,9 +72,7 @@ def _regions(head: HeadMesh) -> dict[str, np.ndarray]:
     near_eye = [front & (np.hypot(x - c[0], (y - c[1]) * 1.2) < 24.0) & (y < 14.0) for c in centres]
     brows = front & (y > 12.0) & (y < 36.0) & (ax > 4.0) & (ax < 60.0) & ~(near_eye[0] | near_eye[1])
     nose = front & (ax < 9.0 + 10.0 * smoothstep((-y - 20.0) / 18.0)) & (y < 6.0) & (y > -50.0) & (z > 2.0)
-    lip_area = ((x / 30.0) ** 2 + ((y - MOUTH_Y) / 12.0) ** 2 < 1.0) & (z > -8.0)
-    mouth_rings = (head.eye < 0) & (head.ring >= -2) & (head.ring <= 1)
-    lips = skin & (lip_area | mouth_rings) & (head.eye < 0)
+    lips = skin & (head.eye < 0) & (head.ring >= -2) & (head.ring <= VERMILION_RING)  # the vermilion and its roll
     mouth_interior = np.isin(part, (CAVITY, TONGUE))
     teeth = np.isin(part, (TEETH_UPPER, TEETH_LOWER))
     chin = front & (y < MOUTH_Y - 10.0) & (ax < 42.0) & ~lips
@@ -149,7 +148,7 @@ def _landmarks(head: HeadMesh) -> Landmarks:
     names += ["nose_01", "nose_02", "nose_03", "nose_04", "nose_05", "nose_ala_L", "nose_ala_R", "nose_nostril_L",
               "nose_nostril_R"]  # fmt: skip
     ids += nose_ids.tolist()
-    outer = head.mouth_ring_ids[3]  # one ring outside the lens: the vermilion border
+    outer = head.mouth_ring_ids[2 + VERMILION_RING]  # the vermilion border
     names += [f"lip_outer_{i:02d}" for i in range(16)]
     ids += outer[:: NUM_MOUTH_RING // 16].tolist()
     inner = head.mouth_ring_ids[0]
