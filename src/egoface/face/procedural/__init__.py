@@ -1,7 +1,8 @@
 """The embedded default face model, generated entirely by code: `ProceduralFaceModel()`.
 
-A symmetric adult head (about 17k vertices, most on the face) with lids that close over explicit eyeballs, lips that
-part into a mouth cavity with teeth and tongue, 36 identity components and the 53 expressions as anatomical
+A symmetric adult head (about 18k vertices, most on the face; a watertight surface open only at the base of the neck)
+with lids that close over explicit eyeballs in eye sockets (region `eye_socket`), full lips that part into a mouth
+cavity (region `mouth_interior`) with teeth and tongue, 36 identity components and the 53 expressions as anatomical
 deformations that can be re-derived on any identity's own geometry (`adapted_expression_deltas`).
 Head frame and anatomy: `egoface.face.procedural.anatomy`; mesh construction: `.mesh`; regions and landmark
 names: `.topology`; identity space: `.identity`; expressions: `.expressions`.
