@@ -149,3 +149,18 @@ def test_idiosyncrasies_are_deterministic_by_seed() -> None:
     a, b = sample_idiosyncrasies(5), sample_idiosyncrasies(5)
     assert np.array_equal(a.amplitude, b.amplitude) and a.perturbation == b.perturbation
     assert not np.array_equal(a.amplitude, sample_idiosyncrasies(6).amplitude)
+
+
+def test_lids_slide_over_the_eye_instead_of_cutting_through_it() -> None:
+    """A lid vertex that a shape drives through the eyeball ends on the clearance sphere through the corneal apex."""
+    data = toy_face_data()
+    lid = 24  # a grid vertex, moved by jawOpen straight into the left eye's centre
+    deltas = data.expression_deltas.copy()
+    deltas[expression_index("jawOpen"), lid] = EYE_CENTRES[0] - data.neutral[lid] + [0.0, 0.0, 3.0]
+    topology = dataclasses.replace(data.topology, eyelid_vertex_ids=(np.array([lid]), np.zeros(0, np.int64)))
+    model = FaceModel(dataclasses.replace(data, expression_deltas=deltas, topology=topology))
+    assert model.lid_clearance[0].item() == pytest.approx(EYE_RADIUS + 0.1, abs=1e-4)  # the toy eye is a sphere
+    posed = model(expression=torch.from_numpy(expression_vector({"jawOpen": 1.0}))[None]).vertices[0, lid]
+    distance = (posed - torch.from_numpy(EYE_CENTRES[0]).float()).norm()
+    assert distance.item() == pytest.approx(EYE_RADIUS + 0.1, abs=1e-3)
+    assert posed[2] > EYE_CENTRES[0, 2]  # pushed out along its own direction (forward), not snapped elsewhere

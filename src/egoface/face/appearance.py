@@ -93,6 +93,7 @@ _SCLERA_ALBEDO = 0.75
 _PUPIL_ALBEDO = 0.03
 _TEETH_ALBEDO = 0.8
 _MOUTH_INTERIOR_ALBEDO = 0.12  # stands in for the cavity's self-shadowing, which the shader does not model
+_EYE_SOCKET_ALBEDO = 0.2  # the conjunctiva folding back around the eyeball, mostly in the lids' shadow
 _TONGUE_ALBEDO = 0.35
 _CORNEA_SPECULAR = 0.9
 
@@ -116,6 +117,8 @@ def surface_reflectance(model: FaceModel, appearance: Appearance) -> SurfaceRefl
     albedo[parts["iris"]] = appearance.iris_albedo
     albedo[parts["pupil"]] = _PUPIL_ALBEDO
     albedo[regions["mouth_interior"]] = _MOUTH_INTERIOR_ALBEDO
+    if "eye_socket" in regions:
+        albedo[regions["eye_socket"]] = _EYE_SOCKET_ALBEDO
     if "tongue" in regions:
         albedo[regions["tongue"]] = _TONGUE_ALBEDO
     albedo[regions["teeth"]] = _TEETH_ALBEDO

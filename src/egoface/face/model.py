@@ -8,8 +8,9 @@ Posing (`pose_vertices`) is one pure function shared by all models:
 
 1. ``v = neutral(identity) + sum_k expression_k * delta_k`` (one einsum);
 2. each eyeball's vertices rotate rigidly about its centre by that eye's gaze;
-3. eyelid vertices that would pass inside an eyeball are pushed out to its surface (lids slide over the eye), so
-   that linear blink shapes never cut through the cornea half-way.
+3. eyelid vertices that would pass inside an eyeball's clearance sphere (through its corneal apex, plus 0.1 mm)
+   are pushed out onto it (lids slide over the eye), so that linear blink shapes never cut through the cornea
+   half-way.
 
 The eye-following shapes and gaze are tied by `egoface.face.gaze`: given `gaze`, the `eyeLook*` weights are computed
 from it; without `gaze`, the gaze is derived from the `eyeLook*` weights, so the eyeballs always agree with the lids.
@@ -161,13 +162,14 @@ def pose_vertices(
     neutral: torch.Tensor,
     expression_deltas: torch.Tensor,
     eyeball_centers: torch.Tensor,
-    eyeball_radius: torch.Tensor,
+    lid_clearance: torch.Tensor,
     expression: torch.Tensor,
     gaze: torch.Tensor,
     topology: FaceTopology,
 ) -> torch.Tensor:
     """Pose faces. neutral: (B, V, 3) mm; expression_deltas: (53, V, 3) mm; eyeball_centers: (B, 2, 3) mm;
-    eyeball_radius: (2,) mm; expression: (B, 53); gaze: (B, 2, 2) deg -> vertices (B, V, 3) mm."""
+    lid_clearance: (2,) mm, how far from each eye centre its lids stay; expression: (B, 53); gaze: (B, 2, 2) deg
+    -> vertices (B, V, 3) mm."""
     vertices = neutral + torch.einsum("bk,kvc->bvc", expression, expression_deltas)
     rotations = gaze_rotation(gaze)  # (B, 2, 3, 3)
     for eye, ids in enumerate(topology.eyeball_vertex_ids):
@@ -183,14 +185,25 @@ def pose_vertices(
         index = torch.from_numpy(ids).to(vertices.device)
         offset = vertices[:, index] - eyeball_centers[:, eye, None, :]  # (B, L, 3)
         distance = offset.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-        surface = eyeball_radius[eye] * _LID_CLEARANCE
+        surface = lid_clearance[eye]
         pushed = eyeball_centers[:, eye, None, :] + offset * (torch.clamp(surface / distance, min=1.0))
         vertices = vertices.index_copy(1, index, pushed)
     return vertices
 
 
-#: Lids stay this factor of the eyeball radius away from its centre (about 0.3 mm on a 12 mm eye).
-_LID_CLEARANCE = 1.025
+#: Lids stay this far outside the eyeball's farthest vertex (its corneal apex).
+_LID_CLEARANCE_MM = 0.1
+
+
+def lid_clearance(neutral: np.ndarray, centers: np.ndarray, eyeball_ids: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """(2,) mm: per eye, the distance from its centre to its farthest eyeball vertex plus `_LID_CLEARANCE_MM`."""
+    return np.array(
+        [
+            np.linalg.norm(neutral[ids] - centers[eye], axis=1).max() + _LID_CLEARANCE_MM if ids.size else 0.0
+            for eye, ids in enumerate(eyeball_ids)
+        ],
+        dtype=np.float32,
+    )
 
 
 class FaceModel(nn.Module):
@@ -205,6 +218,7 @@ class FaceModel(nn.Module):
     expression_deltas: torch.Tensor
     mean_eyeball_centers: torch.Tensor
     eyeball_radius: torch.Tensor
+    lid_clearance: torch.Tensor
 
     def __init__(self, data: FaceModelData) -> None:
         super().__init__()
@@ -217,6 +231,8 @@ class FaceModel(nn.Module):
         self.register_buffer("expression_deltas", torch.from_numpy(np.asarray(data.expression_deltas, np.float32)))
         self.register_buffer("mean_eyeball_centers", torch.from_numpy(np.asarray(data.eyeball_centers, np.float32)))
         self.register_buffer("eyeball_radius", torch.from_numpy(np.asarray(data.eyeball_radius, np.float32)))
+        clearance = lid_clearance(data.neutral, data.eyeball_centers, data.topology.eyeball_vertex_ids)
+        self.register_buffer("lid_clearance", torch.from_numpy(clearance))
 
     @property
     def num_vertices(self) -> int:
@@ -273,7 +289,7 @@ class FaceModel(nn.Module):
         neutral, centres = self.identity_neutral(identity_t)
         expression_t, gaze_t = resolve_expression_and_gaze(expression, gaze, batch, device)
         vertices = pose_vertices(
-            neutral, self.expression_deltas, centres, self.eyeball_radius, expression_t, gaze_t, self.topology
+            neutral, self.expression_deltas, centres, self.lid_clearance, expression_t, gaze_t, self.topology
         )
         return FaceMesh(vertices=vertices, eyeball_centers=centres, gaze=gaze_t, expression=expression_t)
 
@@ -311,6 +327,7 @@ class FaceRig(nn.Module):
     expression_deltas: torch.Tensor
     eyeball_centers: torch.Tensor
     eyeball_radius: torch.Tensor
+    lid_clearance: torch.Tensor
 
     def __init__(
         self, model: FaceModel, neutral: torch.Tensor, expression_deltas: torch.Tensor, eyeball_centers: torch.Tensor
@@ -322,6 +339,7 @@ class FaceRig(nn.Module):
         self.register_buffer("expression_deltas", expression_deltas.detach().clone())
         self.register_buffer("eyeball_centers", eyeball_centers.detach().clone())
         self.register_buffer("eyeball_radius", model.eyeball_radius.detach().clone())
+        self.register_buffer("lid_clearance", model.lid_clearance.detach().clone())
 
     @property
     def triangles(self) -> np.ndarray:
@@ -334,7 +352,7 @@ class FaceRig(nn.Module):
         neutral = self.neutral_vertices.expand(batch, -1, -1)
         centres = self.eyeball_centers.expand(batch, -1, -1)
         vertices = pose_vertices(
-            neutral, self.expression_deltas, centres, self.eyeball_radius, expression_t, gaze_t, self.topology
+            neutral, self.expression_deltas, centres, self.lid_clearance, expression_t, gaze_t, self.topology
         )
         return FaceMesh(vertices=vertices, eyeball_centers=centres, gaze=gaze_t, expression=expression_t)
 
