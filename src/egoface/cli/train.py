@@ -1,0 +1,123 @@
+"""`egoface train` and `egoface bench train`."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+from egoface.cli._common import console, print_json, progress_bar
+
+if TYPE_CHECKING:
+    from egoface.train import TrainConfig
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser, default_preset: str | None) -> None:
+    parser.add_argument(
+        "--preset",
+        required=default_preset is None,
+        default=default_preset,
+        choices=("tiny", "default", "paper"),
+        help="named training config (egoface.train.PRESETS)",
+    )
+    parser.add_argument("--model", help="registered model name (replaces the preset's)")
+    parser.add_argument("--steps", type=int, help="optimizer steps (replaces the preset's)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one config field, e.g. optim.lr=3e-4, input_size=128,128, loss.geometry=0.5, augment=none",
+    )
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser("train", help="train a tracker on a dataset store (resumes RUN when interrupted)")
+    _add_config_arguments(train, default_preset=None)
+    train.add_argument("--data", required=True, help="dataset directory (egoface generate --out DIR)")
+    train.add_argument("--out", required=True, help="run directory (created, or resumed when it holds last.pt)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--json", action="store_true", help="print the result as JSON")
+    train.set_defaults(run=_train)
+
+
+def register_bench(bench: argparse._SubParsersAction) -> None:
+    """Adds `bench train` to the `bench` subcommand group (created in `egoface.cli.bench`)."""
+    parser = bench.add_parser("train", help="training samples per second of a preset (default: the default preset)")
+    _add_config_arguments(parser, default_preset="default")
+    parser.add_argument("--data", help="time the real data path on this dataset store (default: random tensors)")
+    parser.add_argument("--windows", type=int, default=5, help="timed windows; the median is reported")
+    parser.add_argument("--window-steps", type=int, default=5, help="optimizer steps per window")
+    parser.add_argument("--warmup-steps", type=int, default=3, help="untimed steps first")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(run=_bench)
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
+    from egoface.train import PRESETS, apply_overrides
+
+    config = PRESETS[args.preset]
+    if args.model is not None:
+        config = apply_overrides(config, [f"model={args.model}"])
+    if args.steps is not None:
+        config = apply_overrides(config, [f"steps={args.steps}"])
+    return apply_overrides(config, args.overrides)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from egoface.models import list_models
+    from egoface.train import train
+
+    config = _config(args)
+    if config.model not in list_models():
+        raise ValueError(f"unknown model {config.model!r}; registered: {', '.join(list_models())}")
+    console.print(f"training {config.model} at {config.input_size[0]}x{config.input_size[1]}, batch "
+                  f"{config.batch_size}, {config.steps} steps on {args.data} into {args.out}")  # fmt: skip
+    with progress_bar(args.quiet) as bar:
+        task = bar.add_task("training", total=config.steps)
+        result = train(
+            config, args.data, args.out, progress=lambda done, _total, message: bar.update(task, completed=done,
+                                                                                         description=message)
+        )  # fmt: skip
+    summary = {
+        "run_dir": str(result.run_dir),
+        "step": result.step,
+        "steps": config.steps,
+        "completed": result.completed,
+        "loss": None if math.isnan(result.loss) else result.loss,
+        "best_val_loss": None if math.isinf(result.best_val_loss) else result.best_val_loss,
+        "samples_per_second": result.samples_per_second,
+    }
+    if args.json:
+        print_json(summary)
+    elif result.completed:
+        Console().print(f"done: {result.step} steps, loss {result.loss:.4f}, best val loss "
+                        f"{summary['best_val_loss']}; model in {result.run_dir / 'model.pt'}")  # fmt: skip
+    else:
+        console.print(f"stopped at step {result.step}/{config.steps}; run the same command again to resume")
+    return 0 if result.completed else 130
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from egoface.train import benchmark_training
+
+    config = _config(args)
+    result = benchmark_training(
+        config, args.data, windows=args.windows, window_steps=args.window_steps, warmup_steps=args.warmup_steps
+    )
+    result["preset"] = args.preset
+    result["expected_train_minutes"] = config.steps * config.batch_size / result["samples_per_second"] / 60
+    result["config"] = config.to_dict()
+    if args.json:
+        print_json(result)
+    else:
+        Console().print(
+            f"{result['samples_per_second']:.1f} training samples/s (median of {args.windows} windows of "
+            f"{args.window_steps} steps; {config.model}, {config.input_size[0]}x{config.input_size[1]}, batch "
+            f"{config.batch_size}, {result['source']}, {result['threads']} threads); {config.steps} steps of the "
+            f"{args.preset} preset take about {result['expected_train_minutes']:.1f} min"
+        )
+    return 0

@@ -1,0 +1,157 @@
+"""The supervised trainer end to end on a small random store: a two-step run per preset writes every run file,
+the loss falls when overfitting a small batch, an interrupted run resumed ends with bit-identical weights, the
+CLI trains/resumes/benchmarks, and data without labels is refused clearly."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from egoface.cli import train as train_cli
+from egoface.data import DatasetStore, HeadsetDataset, collate
+from egoface.train import (
+    PRESETS,
+    TRAIN_KEYS,
+    VAL_KEYS,
+    TrainConfig,
+    Trainer,
+    apply_overrides,
+    build_model,
+    load_checkpoint,
+    load_run,
+    read_metrics,
+    train,
+)
+from test_data_helpers import make_recording
+
+SMALL = ["input_size=32,32", "data.val_samples=8"]
+
+
+@pytest.fixture(scope="module")
+def store_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two labelled training subjects (80 frames), one labelled validation subject, one real-domain subject."""
+    root = tmp_path_factory.mktemp("train_store")
+    store = DatasetStore(root)
+    store.write_recording(make_recording(subject="s000", frames=40, seed=0))
+    store.write_recording(make_recording(subject="s001", frames=40, seed=1))
+    store.write_recording(make_recording(subject="v000", frames=12, seed=2, split="val"))
+    store.write_recording(make_recording(subject="r000", frames=20, seed=3, domain="real"))
+    return root
+
+
+def _state(run: Path) -> dict[str, torch.Tensor]:
+    return load_run(run).state_dict()
+
+
+@pytest.mark.parametrize("preset", ["tiny", "default", "paper"])
+def test_two_step_run_per_preset_writes_every_run_file(preset: str, store_root: Path, tmp_path: Path) -> None:
+    config = apply_overrides(PRESETS[preset], [*SMALL, "steps=2", "log_every=1", "val_every=2"])
+    result = train(config, store_root, tmp_path / "run")
+    assert result.completed and result.step == 2 and result.loss > 0 and result.best_val_loss < float("inf")
+    run = tmp_path / "run"
+    assert TrainConfig.from_json((run / "config.json").read_text()) == config  # the resolved config, exactly
+    lines = read_metrics(run / "metrics.jsonl")
+    train_lines = [line for line in lines if line["kind"] == "train"]
+    val_lines = [line for line in lines if line["kind"] == "val"]
+    assert [line["step"] for line in train_lines] == [1, 2] and [line["step"] for line in val_lines] == [2]
+    assert all(list(line) == list(TRAIN_KEYS) for line in train_lines)
+    assert list(val_lines[0]) == list(VAL_KEYS) and val_lines[0]["val_samples"] == 8 and val_lines[0]["best"]
+    assert train_lines[0]["lr"] == config.optim.lr * (1 / config.optim.warmup_steps if config.optim.warmup_steps else 1)
+    assert train_lines[1]["samples_per_second"] > 0 and train_lines[0]["loss_geometry"] is None
+    assert load_checkpoint(run / "checkpoints" / "last.pt").step == 2
+    assert load_checkpoint(run / "checkpoints" / "best.pt").step == 2
+    model = load_run(run)
+    assert model.config.input_size == (32, 32) and not model.training
+    output = model(torch.zeros(1, *model.input_shape))
+    assert torch.isfinite(output.expression).all() and output.expression.shape == (1, 53)
+
+
+def test_loss_falls_when_overfitting_eight_samples(store_root: Path) -> None:
+    config = apply_overrides(
+        PRESETS["tiny"], ["input_size=32,32", "batch_size=8", "cutmix=false", "augment=none", "optim.schedule=constant"]
+    )
+    dataset = HeadsetDataset(store_root, resolution=(32, 32))
+    batch = collate([dataset[i] for i in range(0, 80, 10)])  # 8 samples from both training subjects
+    trainer = Trainer(config, build_model(config))
+    losses = [float(trainer.train_step(batch).total) for _ in range(80)]
+    assert losses[-1] < 0.5 * losses[0], f"loss went from {losses[0]:.3f} to {losses[-1]:.3f}"
+
+
+def test_an_interrupted_run_resumes_to_bit_identical_weights(store_root: Path, tmp_path: Path) -> None:
+    # batch 16 over 80 frames: 5 steps per epoch, so the runs cross an epoch boundary; augmentation and CutMix on.
+    config = apply_overrides(PRESETS["tiny"], ["input_size=32,32", "batch_size=16", "steps=8", "checkpoint_every=2"])
+    assert config.augment is not None and config.cutmix
+    whole = train(config, store_root, tmp_path / "whole")
+    stopped = train(config, store_root, tmp_path / "resumed", stop_after=3)
+    assert not stopped.completed and stopped.step == 3 and not (tmp_path / "resumed" / "model.pt").exists()
+    assert load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt").step == 3
+    with open(tmp_path / "resumed" / "metrics.jsonl", "a") as handle:  # a line the stopped process wrote late
+        handle.write(json.dumps({"kind": "train", "step": 4, "time_s": 1.0, "loss": 99.0}) + "\n")
+    resumed = train(config, store_root, tmp_path / "resumed")
+    assert resumed.completed and resumed.step == 8
+    a, b = _state(tmp_path / "whole"), _state(tmp_path / "resumed")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    whole_lines = [(x["kind"], x["step"], x.get("loss")) for x in read_metrics(tmp_path / "whole" / "metrics.jsonl")]
+    resumed_lines = [
+        (x["kind"], x["step"], x.get("loss")) for x in read_metrics(tmp_path / "resumed" / "metrics.jsonl")
+    ]
+    assert resumed_lines == whole_lines  # same losses at every step, the stale line dropped
+    assert whole.loss == resumed.loss
+
+
+def test_resuming_with_another_config_is_refused(store_root: Path, tmp_path: Path) -> None:
+    config = apply_overrides(PRESETS["tiny"], SMALL)
+    train(config, store_root, tmp_path / "run")
+    changed = dataclasses.replace(config, steps=3, optim=dataclasses.replace(config.optim, lr=0.01))
+    with pytest.raises(ValueError, match=r"another config \(differs in optim.lr, steps\)"):
+        train(changed, store_root, tmp_path / "run")
+
+
+def test_training_refuses_data_without_labels(store_root: Path, tmp_path: Path) -> None:
+    config = apply_overrides(PRESETS["tiny"], [*SMALL, "data.domains=real", "data.val_splits="])
+    with pytest.raises(ValueError, match=r"no labelled frames .* domains \('real',\) and splits \('train',\)"):
+        train(config, store_root, tmp_path / "run")
+    config = apply_overrides(PRESETS["tiny"], [*SMALL, "data.domains=unlabeled"])
+    with pytest.raises(ValueError, match="no complete recordings"):
+        train(config, store_root, tmp_path / "run")
+    with pytest.raises(KeyError, match="unknown model 'nope'"):
+        train(apply_overrides(config, ["model=nope"]), store_root, tmp_path / "run")
+    with pytest.raises(ValueError, match="fewer than batch_size=128"):
+        train(apply_overrides(PRESETS["tiny"], [*SMALL, "batch_size=128"]), store_root, tmp_path / "run")
+    with pytest.raises(FileNotFoundError, match="no trained model"):
+        load_run(tmp_path / "run")
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """`egoface train` / `egoface bench train` as egoface.cli.main wires them."""
+    parser = argparse.ArgumentParser(prog="egoface")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train_cli.register(commands)
+    train_cli.register_bench(commands.add_parser("bench").add_subparsers(dest="bench_command", required=True))
+    args = parser.parse_args(list(argv))
+    code = args.run(args)
+    return code, capsys.readouterr().out
+
+
+def test_cli_trains_resumes_and_benchmarks(store_root: Path, tmp_path: Path, capsys) -> None:
+    argv = ["train", "--preset", "tiny", "--data", str(store_root), "--out", str(tmp_path / "run")]
+    argv += ["--set", "input_size=32,32", "--steps", "3", "--model", "refa_nano", "--quiet", "--json"]
+    code, out = _cli(capsys, *argv)
+    summary = json.loads(out)
+    assert code == 0 and summary["completed"] and summary["step"] == 3 and summary["best_val_loss"] is not None
+    assert {"run_dir", "step", "steps", "completed", "loss", "best_val_loss", "samples_per_second"} == summary.keys()
+    code, out = _cli(capsys, *argv)  # the same command again: already complete, nothing more is trained
+    assert code == 0 and json.loads(out)["step"] == 3
+    assert [x["step"] for x in read_metrics(tmp_path / "run" / "metrics.jsonl") if x["kind"] == "train"] == [1, 2, 3]
+    code, out = _cli(
+        capsys, "bench", "train", "--set", "input_size=32,32", "--set", "batch_size=4",
+        "--windows", "2", "--window-steps", "1", "--warmup-steps", "1", "--json",
+    )  # fmt: skip
+    result = json.loads(out)
+    assert code == 0 and result["samples_per_second"] > 0 and len(result["windows"]) == 2
+    assert result["source"] == "random tensors" and result["preset"] == "default" and result["batch_size"] == 4
