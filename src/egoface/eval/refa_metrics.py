@@ -4,8 +4,8 @@
 Exact definitions: `docs/metrics.md`. In short (thresholds in `RefaThresholds`):
 
 - semantic accuracy: on the peak (hold) frames of each expression segment with an art prior, the fraction of frames
-  on which every key shape (prior >= half the prior's largest value) reaches half its prior value and exceeds
-  every free shape the prior does not mention; mean over segments; higher is better, in [0, 1];
+  on which every key shape (prior >= half the prior's largest value) reaches half its prior value and the
+  strongest shape is one the prior names (blinks aside); mean over segments; higher is better, in [0, 1];
 - neutralness: on the hold frames of neutral segments, the fraction of frames on which every free shape except
   the blinks stays below 0.15; higher is better, in [0, 1];
 - smoothness: the mean over frames and free shapes of |x[t+1] - 2 x[t] + x[t-1]| * fps^2 (the second derivative,
