@@ -146,3 +146,20 @@ def test_fixture_is_symmetric():
     face = synthetic_face()
     left, right = face.shapes["eyeBlink_L"], face.shapes["eyeBlink_R"]
     assert np.abs(left).sum() == pytest.approx(np.abs(right).sum(), rel=1e-5)
+
+
+def test_a_camera_sees_the_iris_and_pupil_not_icts_shading_shells(ict):
+    """ICT's eye occlusion/blend shells, eyelash cards and the cornea cap are not drawn: a frontal camera looking at
+    an eye hits the pupil."""
+    from egoface.render.scene import Mesh, frontal_camera, render_scene
+    from egoface.render.sheets import studio_lights
+
+    vertices = ict().vertices[0].detach().numpy()
+    camera = frontal_camera(256, 256, distance_mm=300.0)
+    fragments = render_scene(Mesh.uniform(vertices, ict.triangles), camera, studio_lights(camera)).fragments
+    pupil = ict.topology.regions["pupil"]
+    for side in (1.0, -1.0):
+        centre = vertices[pupil][np.sign(vertices[pupil, 0]) == side].mean(axis=0)
+        column, row = np.rint(camera.project(centre[None]).pixels[0]).astype(int)
+        triangle = ict.triangles[fragments.triangle_id[row, column]]
+        assert np.isin(triangle, np.union1d(pupil, ict.topology.regions["iris"])).all()

@@ -22,10 +22,13 @@ Regions of a full mesh (26,719 vertices) come from ICT's vertex ranges and its 6
 (`egoface.face.regions.landmark_regions`); a mesh of another size (a trimmed copy, a test fixture) uses the side
 files, the landmarks listed in `vertex_indices.json`, and otherwise infers regions from the shapes like an OBJ folder.
 Lip pairs: landmarks 54 / 48 (left / right corner) and 62 / 66 (inner-lip middles), 0-based Multi-PIE.
+The eye occlusion and eye blend shells and the eyelash cards keep their vertices but lose their triangles: they are
+shading helpers of ICT's own renderer and would otherwise hide the eyes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -220,12 +223,31 @@ def _ict_regions(neutral: np.ndarray, triangles: np.ndarray, landmarks: np.ndarr
     return regions
 
 
+_IRIS_HALF_ANGLE_DEG = 32.0  # the iris's angular radius seen from the eye centre (as in `regions.eye_parts`)
+
+#: ICT parts that are real-time shading helpers or hair cards rather than surfaces a camera sees: the eye occlusion
+#: and eye blend shells (transparent overlays in ICT's own renderer) and the eyelash cards. Rendered as opaque
+#: geometry they would hide the eyes, so their triangles are dropped (their vertices stay, ids are unchanged).
+_UNRENDERED_PARTS = ("eyeblend", "eye_occlusion", "eyelashes")
+
+
+def _rendered_triangles(triangles: np.ndarray) -> np.ndarray:
+    """Triangles of a full ICT mesh without those of `_UNRENDERED_PARTS`."""
+    hidden = np.zeros(ICT_NUM_VERTICES, dtype=bool)
+    for part in _UNRENDERED_PARTS:
+        for side in "LR":
+            hidden[_range(f"{part}_{side}")] = True
+    return triangles[~hidden[triangles].all(axis=1)]
+
+
 def _to_face_model_data(source: _IctSource) -> FaceModelData:
     neutral = source.neutral * np.float32(_CM_TO_MM)
     num_vertices = len(neutral)
     given = source.annotations
     landmark_ids = source.landmarks
+    triangles = source.triangles
     if num_vertices == ICT_NUM_VERTICES:
+        triangles = _rendered_triangles(triangles)
         landmark_ids = np.asarray(ICT_LANDMARKS_MULTIPIE68, np.int64) if landmark_ids is None else landmark_ids
         regions = _ict_regions(neutral, source.triangles, landmark_ids) | given.regions
         eyeballs: tuple[np.ndarray, np.ndarray] | None = given.eyeballs or (_range("eyeball_L"), _range("eyeball_R"))
@@ -237,13 +259,30 @@ def _to_face_model_data(source: _IctSource) -> FaceModelData:
         landmarks = Landmarks(names=_LANDMARK_NAMES, vertex_ids=landmark_ids)
         corner_l, corner_r, upper, lower = (int(landmark_ids[i]) for i in (54, 48, 62, 66))
         lip_pairs = LipPairs(corner_L=corner_l, corner_R=corner_r, upper_center=upper, lower_center=lower)
-    return assemble_face_model(
+    data = assemble_face_model(
         "ict_facekit",
         neutral,
-        source.triangles,
+        triangles,
         source.deltas * np.float32(_CM_TO_MM),
         np.ones(NUM_EXPRESSIONS, dtype=bool),
         source.identity * np.float32(_CM_TO_MM),
         Annotations(regions=regions, landmarks=landmarks, eyeballs=eyeballs),
         lip_pairs=lip_pairs,
     )
+    if num_vertices != ICT_NUM_VERTICES:
+        return data
+    return dataclasses.replace(data, topology=dataclasses.replace(data.topology, triangles=_without_corneas(data)))
+
+
+def _without_corneas(data: FaceModelData) -> np.ndarray:
+    """ICT's outer eyeball shell (the `sclera` region) includes the transparent cornea over the iris shell: drop the
+    triangles of its cap within the iris's angle of straight ahead so the iris and pupil show."""
+    triangles = data.topology.triangles
+    cornea = np.zeros(len(data.neutral), dtype=bool)
+    sclera = data.topology.regions["sclera"]
+    for centre, eye_ids in zip(data.eyeball_centers, data.topology.eyeball_vertex_ids, strict=True):
+        ids = np.intersect1d(sclera, eye_ids)
+        offsets = data.neutral[ids] - centre
+        forward = offsets[:, 2] / np.linalg.norm(offsets, axis=1)
+        cornea[ids[forward > np.cos(np.radians(_IRIS_HALF_ANGLE_DEG))]] = True
+    return triangles[~cornea[triangles].all(axis=1)]
