@@ -150,7 +150,7 @@ def test_fixture_is_symmetric():
 
 def test_a_camera_sees_the_iris_and_pupil_not_icts_shading_shells(ict):
     """ICT's eye occlusion/blend shells, eyelash cards and the cornea cap are not drawn: a frontal camera looking at
-    an eye hits the pupil."""
+    the pupil sees into the eyeball (ICT's pupil is a hole in a dished iris, behind it the eye's dark interior)."""
     from egoface.render.scene import Mesh, frontal_camera, render_scene
     from egoface.render.sheets import studio_lights
 
@@ -162,4 +162,5 @@ def test_a_camera_sees_the_iris_and_pupil_not_icts_shading_shells(ict):
         centre = vertices[pupil][np.sign(vertices[pupil, 0]) == side].mean(axis=0)
         column, row = np.rint(camera.project(centre[None]).pixels[0]).astype(int)
         triangle = ict.triangles[fragments.triangle_id[row, column]]
-        assert np.isin(triangle, np.union1d(pupil, ict.topology.regions["iris"])).all()
+        assert np.isin(triangle, ict.topology.regions["eyeballs"]).all()
+        assert not np.isin(triangle, ict.topology.regions["sclera"]).any()

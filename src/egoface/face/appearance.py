@@ -113,6 +113,7 @@ def surface_reflectance(model: FaceModel, appearance: Appearance) -> SurfaceRefl
     albedo *= 1.0 - 0.55 * hair
 
     parts = _eye_parts(model)
+    albedo[regions["eyeballs"]] = _PUPIL_ALBEDO  # what lies behind the pupil; the visible parts follow
     albedo[parts["sclera"]] = _SCLERA_ALBEDO
     albedo[parts["iris"]] = appearance.iris_albedo
     albedo[parts["pupil"]] = _PUPIL_ALBEDO
