@@ -52,6 +52,9 @@ class GenerationPreset:
 GENERATION_PRESETS: dict[str, GenerationPreset] = {
     "tiny": GenerationPreset("tiny", 2, "tiny", (96, 96), 30.0),
     "small": GenerationPreset("small", 10, "small", (192, 192), 30.0),
+    # the shipped tracker's training set: many identities (unseen-face generalization needs identity variety more
+    # than frames), the small script at 10 Hz, 128x128
+    "default": GenerationPreset("default", 40, "small", (128, 128), 10.0),
     "paper": GenerationPreset("paper", 200, "paper", None, None),
 }
 
