@@ -164,3 +164,14 @@ def test_lids_slide_over_the_eye_instead_of_cutting_through_it() -> None:
     distance = (posed - torch.from_numpy(EYE_CENTRES[0]).float()).norm()
     assert distance.item() == pytest.approx(EYE_RADIUS + 0.1, abs=1e-3)
     assert posed[2] > EYE_CENTRES[0, 2]  # pushed out along its own direction (forward), not snapped elsewhere
+
+
+def test_models_without_eyeballs_keep_their_nominal_eye_centres_per_face() -> None:
+    data = toy_face_data()
+    empty = np.zeros(0, np.int64)
+    model = FaceModel(
+        dataclasses.replace(data, topology=dataclasses.replace(data.topology, eyeball_vertex_ids=(empty, empty)))
+    )
+    face = model(identity=torch.zeros(3, 2))
+    assert face.eyeball_centers.shape == (3, 2, 3)
+    assert torch.allclose(face.eyeball_centers[2], torch.from_numpy(EYE_CENTRES).float())

@@ -269,9 +269,13 @@ class FaceModel(nn.Module):
         offsets = torch.einsum("bk,kvc->bvc", identity.to(self.identity_basis.dtype), self.identity_basis)
         centres = [
             self.mean_eyeball_centers[eye]
-            + (offsets[:, torch.from_numpy(ids).to(offsets.device)].mean(dim=1) if ids.size else 0.0)
+            + (
+                offsets[:, torch.from_numpy(ids).to(offsets.device)].mean(dim=1)
+                if ids.size
+                else torch.zeros_like(offsets[:, 0])
+            )
             for eye, ids in enumerate(self.topology.eyeball_vertex_ids)
-        ]
+        ]  # (B, 3) each
         return self.neutral_vertices + offsets, torch.stack(centres, dim=1)
 
     def forward(

@@ -1,0 +1,233 @@
+"""Evaluating a tracker on held-out identities, the way both papers measure.
+
+For every recording of the chosen split and domains: the predictor runs on every frame; true labels come from the
+training tree (synthetic) or the evaluation-only reader (real); the Universal metrics (mesh, lower face, mouth shape,
+gaze, photometric) and REFA's (semantic accuracy, neutralness, smoothness, eye and mouth closure) are computed, then
+aggregated recording -> subject -> dataset per domain, with per-expression and per-segment breakdowns. Per-frame
+latency is the predictor's wall time on single frames (batch 1), median and 99th percentile.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from egoface.data import DatasetStore, HeadsetDataset, OracleReader, collate
+from egoface.eval.breakdown import aggregate, per_expression_errors, per_segment_errors
+from egoface.eval.metrics import FaceTrack, frame_errors, photometric_l1
+from egoface.eval.refa_metrics import refa_metrics
+from egoface.eval.subjects import subject_rig
+from egoface.eval.visualize import FrontalFace
+from egoface.face.names import NUM_EXPRESSIONS
+
+__all__ = [
+    "METRIC_KEYS",
+    "DomainEvaluation",
+    "Evaluation",
+    "NeutralPredictor",
+    "Predictor",
+    "RecordingEvaluation",
+    "evaluate",
+]
+
+#: The keys of every domain's entry in `metrics.json`.
+METRIC_KEYS: tuple[str, ...] = (
+    "mesh_l2_mm", "lower_face_mesh_l2_mm", "mouth_shape_l2_mm", "gaze_error_deg", "photometric_l1",
+    "semantic_accuracy", "neutralness", "smoothness", "eye_closure", "mouth_closure", "latency_ms_p50",
+)  # fmt: skip
+_LATENCY_FRAMES = 64
+_PHOTOMETRIC_SIZE = 128
+
+
+class Predictor(Protocol):
+    """A tracker as evaluation sees it: images (B, C, 1, H, W) float in [0, 1], cameras in `cameras` order, left
+    cameras flipped, resized to `resolution` (H, W) -> expression (B, 53) and gaze (B, 2, 2) deg."""
+
+    name: str
+    cameras: tuple[str, ...]
+    resolution: tuple[int, int]
+
+    def predict(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass
+class NeutralPredictor:
+    """The trivial baseline: the neutral face, eyes straight ahead, whatever the images."""
+
+    cameras: tuple[str, ...]
+    resolution: tuple[int, int] = (64, 64)
+    name: str = "neutral"
+
+    def predict(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        batch = images.shape[0]
+        return np.zeros((batch, NUM_EXPRESSIONS), np.float32), np.zeros((batch, 2, 2), np.float32)
+
+
+@dataclass
+class RecordingEvaluation:
+    """One recording: its metrics, breakdowns, and the prediction and truth tracks (for plots)."""
+
+    domain: str
+    subject: str
+    recording: str
+    fps: float
+    segments: list[dict[str, Any]]
+    prediction: FaceTrack
+    truth: FaceTrack
+    metrics: dict[str, float]
+    per_expression: dict[str, float]
+    per_segment: dict[str, dict[str, float]]
+
+
+@dataclass
+class DomainEvaluation:
+    """One domain: `dataset` metrics (mean over subjects of the mean over their recordings), per subject, per
+    expression (mean over recordings), and the recordings."""
+
+    domain: str
+    dataset: dict[str, float]
+    per_subject: dict[str, dict[str, float]]
+    per_expression: dict[str, float]
+    recordings: list[RecordingEvaluation] = field(default_factory=list)
+
+
+@dataclass
+class Evaluation:
+    model: str
+    split: str
+    domains: dict[str, DomainEvaluation]
+    latency_ms_p50: float
+    latency_ms_p99: float
+
+    def to_json(self) -> dict[str, Any]:
+        """`metrics.json`: per domain the `METRIC_KEYS` (NaN -> null), its subjects, and the latency."""
+        out: dict[str, Any] = {"model": self.model, "split": self.split}
+        for name, domain in self.domains.items():
+            entry: dict[str, Any] = {key: _finite_or_none(domain.dataset.get(key)) for key in METRIC_KEYS}
+            entry["latency_ms_p50"] = self.latency_ms_p50
+            entry["subjects"] = sorted(domain.per_subject)
+            entry["recordings"] = len(domain.recordings)
+            out[name] = entry
+        out["latency_ms_p50"], out["latency_ms_p99"] = self.latency_ms_p50, self.latency_ms_p99
+        return out
+
+
+def evaluate(
+    predictor: Predictor,
+    root: str,
+    split: str = "test",
+    domains: Sequence[str] = ("synthetic", "real"),
+    photometric_frames: int = 6,
+    on_recording: Callable[[str, str], None] | None = None,
+) -> Evaluation:
+    """Evaluate `predictor` on every `split` recording of `domains` in the store at `root`."""
+    store = DatasetStore(root)
+    results: dict[str, DomainEvaluation] = {}
+    latencies: list[float] = []
+    for domain in domains:
+        refs = [ref for ref in store.recordings((domain,)) if store.subject_info(ref.subject).split == split]
+        if not refs:
+            continue
+        evaluations = []
+        for ref in refs:
+            evaluations.append(_evaluate_recording(predictor, store, root, domain, ref.subject, ref.recording,
+                                                   photometric_frames, latencies))  # fmt: skip
+            if on_recording is not None:
+                on_recording(ref.subject, ref.recording)
+        summary = aggregate([(e.subject, e.metrics) for e in evaluations])
+        per_expression = {
+            name: float(np.mean([e.per_expression[name] for e in evaluations]))
+            for name in evaluations[0].per_expression
+        }
+        results[domain] = DomainEvaluation(domain, summary.dataset, summary.per_subject, per_expression, evaluations)
+    if not results:
+        raise ValueError(f"no {split} recordings of the domains {list(domains)} in {root}")
+    return Evaluation(
+        model=predictor.name,
+        split=split,
+        domains=results,
+        latency_ms_p50=float(np.percentile(latencies, 50)),
+        latency_ms_p99=float(np.percentile(latencies, 99)),
+    )
+
+
+def _evaluate_recording(
+    predictor: Predictor,
+    store: DatasetStore,
+    root: str,
+    domain: str,
+    subject: str,
+    recording: str,
+    photometric_frames: int,
+    latencies: list[float],
+) -> RecordingEvaluation:
+    info = store.subject_info(subject)
+    head = store.read_recording(subject, recording, frames=slice(0, 1))  # attributes and segments, one frame
+    fps = float(head.attrs.get("fps", 30.0))
+    dataset = HeadsetDataset(
+        root, domains=(domain,), splits=(info.split,), subjects=[subject], cameras=predictor.cameras,
+        resolution=predictor.resolution,
+    )  # fmt: skip
+    num_frames = _frames_of(store, subject, recording)
+    expression = np.zeros((num_frames, NUM_EXPRESSIONS), np.float32)
+    gaze = np.zeros((num_frames, 2, 2), np.float32)
+    true_expression, true_gaze = np.zeros_like(expression), np.zeros_like(gaze)
+    for batch in DataLoader(dataset, batch_size=64, collate_fn=collate):
+        mine = np.array([name == recording for name in batch.recordings])  # the subject's other recordings wait
+        rows = batch.frames.numpy()[mine]
+        with torch.no_grad():
+            predicted_expression, predicted_gaze = predictor.predict(batch.images[mine])
+        expression[rows], gaze[rows] = predicted_expression, predicted_gaze
+        if batch.expression is not None:
+            true_expression[rows], true_gaze[rows] = batch.expression[mine].numpy(), batch.gaze[mine].numpy()
+        if len(latencies) < _LATENCY_FRAMES:
+            latencies.extend(_latency_ms(predictor, batch.images[: _LATENCY_FRAMES - len(latencies)]))
+    if domain == "real":
+        withheld = OracleReader(root).labels(subject, recording)
+        true_expression, true_gaze = withheld.expression, withheld.gaze
+    elif head.labels is None:
+        raise ValueError(f"{subject}/{recording} ({domain}) has no labels to evaluate against")
+    prediction, truth = FaceTrack(expression, gaze), FaceTrack(true_expression, true_gaze)
+    rig = subject_rig(info)
+    errors = frame_errors(prediction, truth, rig)
+    segments = [dict(row) for row in head.segments or []]
+    metrics = errors.mean() | refa_metrics(expression, segments, fps, rig)
+    chosen = np.linspace(0, num_frames - 1, photometric_frames).round().astype(int)
+    metrics["photometric_l1"] = photometric_l1(prediction, truth, FrontalFace(info, _PHOTOMETRIC_SIZE), chosen)
+    return RecordingEvaluation(
+        domain=domain,
+        subject=subject,
+        recording=recording,
+        fps=fps,
+        segments=segments,
+        prediction=prediction,
+        truth=truth,
+        metrics=metrics,
+        per_expression=per_expression_errors(expression, true_expression),
+        per_segment=per_segment_errors(errors, segments),
+    )
+
+
+def _frames_of(store: DatasetStore, subject: str, recording: str) -> int:
+    return next(ref.frames for ref in store.recordings() if (ref.subject, ref.recording) == (subject, recording))
+
+
+def _latency_ms(predictor: Predictor, images: torch.Tensor) -> list[float]:
+    """Wall time of the predictor on each frame alone (batch 1), ms."""
+    out = []
+    for frame in images:
+        start = time.perf_counter()
+        with torch.no_grad():
+            predictor.predict(frame[None])
+        out.append(1000.0 * (time.perf_counter() - start))
+    return out
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
