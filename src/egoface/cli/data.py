@@ -14,7 +14,9 @@ from egoface.cli._common import console, print_json, progress_bar
 
 def register(commands: argparse._SubParsersAction) -> None:
     generate = commands.add_parser("generate", help="synthesize headset recordings into a dataset store")
-    generate.add_argument("--preset", default="tiny", choices=("tiny", "small", "default", "paper"), help="dataset size")
+    generate.add_argument(
+        "--preset", default="tiny", choices=("tiny", "small", "default", "paper"), help="dataset size"
+    )
     generate.add_argument("--headset", default="quest-pro-4", help="rig preset name or rig file (YAML/JSON)")
     generate.add_argument(
         "--domains", default="synthetic,real,unlabeled", help="comma-separated subset of synthetic,real,unlabeled"
