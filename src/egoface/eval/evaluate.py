@@ -99,7 +99,10 @@ class DomainEvaluation:
 
 @dataclass
 class Evaluation:
+    """One model evaluated on the store at `root`: per domain results and the per-frame latency (ms)."""
+
     model: str
+    root: str
     split: str
     domains: dict[str, DomainEvaluation]
     latency_ms_p50: float
@@ -107,7 +110,7 @@ class Evaluation:
 
     def to_json(self) -> dict[str, Any]:
         """`metrics.json`: per domain the `METRIC_KEYS` (NaN -> null), its subjects, and the latency."""
-        out: dict[str, Any] = {"model": self.model, "split": self.split}
+        out: dict[str, Any] = {"model": self.model, "data": self.root, "split": self.split}
         for name, domain in self.domains.items():
             entry: dict[str, Any] = {key: _finite_or_none(domain.dataset.get(key)) for key in METRIC_KEYS}
             entry["latency_ms_p50"] = self.latency_ms_p50
@@ -150,6 +153,7 @@ def evaluate(
         raise ValueError(f"no {split} recordings of the domains {list(domains)} in {root}")
     return Evaluation(
         model=predictor.name,
+        root=str(root),
         split=split,
         domains=results,
         latency_ms_p50=float(np.percentile(latencies, 50)),
