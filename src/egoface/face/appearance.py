@@ -153,13 +153,30 @@ def _facial_hair_density(
     Uses the model's `beard`/`moustache` regions when it has them, else areas placed from the lip landmarks.
     """
     regions = model.topology.regions
-    density = np.zeros(len(vertices))
-    density[regions["brows"]] = appearance.brow_density
+    density = appearance.brow_density * _brow_hair(regions["brows"], vertices)
     beard_area, moustache_area = _beard_areas(model, vertices)
     patchy = np.clip(0.5 + 0.5 * rng.standard_normal(len(vertices)), 0.0, 1.0)  # hair is spotty per vertex
     density = np.maximum(density, beard_area * (0.5 * appearance.stubble * patchy + appearance.beard))
     density = np.maximum(density, moustache_area * max(appearance.moustache, 0.5 * appearance.stubble * 0.8))
     return np.clip(density, 0.0, 1.0)
+
+
+_BROW_HALF_HEIGHT_MM = 4.5  # eyebrow hair grows in a band about 9 mm tall along the brow
+
+
+def _brow_hair(brows: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+    """(V,) eyebrow-hair coverage in [0, 1]: a band along the middle of the `brows` region (which may be much
+    taller than the hair), following its arch: per 3 mm column the band centres on the region's mean height."""
+    coverage = np.zeros(len(vertices))
+    if brows.size == 0:
+        return coverage
+    x, y = vertices[brows, 0], vertices[brows, 1]
+    column = np.floor(x / 3.0).astype(int)
+    _, inverse = np.unique(column, return_inverse=True)
+    centre = np.bincount(inverse, weights=y) / np.bincount(inverse)
+    distance = np.abs(y - centre[inverse])
+    coverage[brows] = np.clip(1.5 - distance / _BROW_HALF_HEIGHT_MM, 0.0, 1.0)
+    return coverage
 
 
 def _beard_areas(model: FaceModel, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
