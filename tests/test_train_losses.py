@@ -74,7 +74,7 @@ def test_a_batch_without_labels_gives_zero_losses_that_still_backpropagate() -> 
         output, None, None, torch.zeros(2, dtype=torch.bool), get_model_config("refa_nano"), LossConfig()
     )
     terms.total.backward()
-    assert float(terms.total) == 0.0
+    assert terms.total.item() == 0.0
 
 
 def test_geometry_loss_is_zero_for_the_truth_and_weights_mouth_and_eyes() -> None:

@@ -304,26 +304,29 @@ class _StopRequest:
 
 def _resume_or_start(trainer: Trainer, run: Path) -> float:
     """Write (or check) RUN/config.json and restore last.pt if present. Returns the best validation loss so far."""
-    text = trainer.config.to_json()
-    config_path = run / "config.json"
+    config_path, last = run / "config.json", run / "checkpoints" / "last.pt"
     if config_path.exists():
-        before = TrainConfig.from_json(config_path.read_text())
-        if before != trainer.config:
-            old, new = _flatten(before.to_dict()), _flatten(trainer.config.to_dict())
-            changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-            raise ValueError(
-                f"{run} holds a run with another config (differs in {', '.join(changed)}); resume it with the same "
-                "settings or choose a new --out"
-            )
-    last = run / "checkpoints" / "last.pt"
-    if last.exists():
-        checkpoint = load_checkpoint(last)
-        trainer.restore(checkpoint)
-        return checkpoint.best_val_loss
-    tmp = config_path.with_name(f".config.json.tmp-{os.getpid()}")
-    tmp.write_text(text + "\n")
-    os.replace(tmp, config_path)
-    return math.inf
+        _check_same_config(TrainConfig.from_json(config_path.read_text()), trainer.config, run)
+    else:
+        tmp = config_path.with_name(f".config.json.tmp-{os.getpid()}")
+        tmp.write_text(trainer.config.to_json() + "\n")
+        os.replace(tmp, config_path)
+    if not last.exists():
+        return math.inf
+    checkpoint = load_checkpoint(last)
+    _check_same_config(TrainConfig.from_dict(checkpoint.config), trainer.config, run)
+    trainer.restore(checkpoint)
+    return checkpoint.best_val_loss
+
+
+def _check_same_config(before: TrainConfig, config: TrainConfig, run: Path) -> None:
+    if before != config:
+        old, new = _flatten(before.to_dict()), _flatten(config.to_dict())
+        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        raise ValueError(
+            f"{run} holds a run with another config (differs in {', '.join(changed)}); resume it with the same "
+            "settings or choose a new --out"
+        )
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -452,7 +455,8 @@ def benchmark_training(
     warmup_steps: int = 3,
 ) -> dict[str, Any]:
     """Training throughput of `config`: the median samples/s of `windows` timed windows of `window_steps` steps,
-    after `warmup_steps` untimed ones.
+    after `warmup_steps` untimed ones; `samples_per_cpu_second` divides by the CPU time of this process (all its
+    threads) instead, a figure that other jobs on a shared machine disturb less.
 
     With `data`, batches come from that store through the training data path (loading, resizing, per-sample
     augmentation); without, from random tensors of the right shapes (model + CutMix + losses + optimizer only).
@@ -474,16 +478,18 @@ def benchmark_training(
         batches = _train_batches(train_set, config, 0, total)
         geometry = GeometryLoss.from_store(data, config.loss) if config.loss.geometry > 0 else None
     trainer = Trainer(config, model, geometry)
-    rates = []
+    rates, cpu_rates = [], []
     for _ in range(warmup_steps):
         trainer.train_step(next(batches))
     for _ in range(windows):
-        begin = time.perf_counter()
+        begin, begin_cpu = time.perf_counter(), time.process_time()
         for _ in range(window_steps):
             trainer.train_step(next(batches))
         rates.append(window_steps * config.batch_size / (time.perf_counter() - begin))
+        cpu_rates.append(window_steps * config.batch_size / (time.process_time() - begin_cpu))
     return {
         "samples_per_second": statistics.median(rates),
+        "samples_per_cpu_second": statistics.median(cpu_rates),
         "windows": rates,
         "window_steps": window_steps,
         "warmup_steps": warmup_steps,
