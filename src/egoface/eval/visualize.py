@@ -64,9 +64,11 @@ class FrontalFace:
         return tone_map(radiance, self.exposure)
 
 
-def expression_bars(expression: np.ndarray, height: int, width: int = 190) -> np.ndarray:
+def expression_bars(
+    expression: np.ndarray, height: int, width: int = 190, reference: np.ndarray | None = None
+) -> np.ndarray:
     """(53,) coefficients -> (height, width) uint8 panel of labelled horizontal bars: as many of `MAIN_EXPRESSIONS`
-    as fit at 13 px a row."""
+    as fit at 13 px a row; `reference` (53,) (e.g. the truth under a prediction) is drawn as a tick on each bar."""
     panel = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(panel)
     shown = MAIN_EXPRESSIONS[: max(1, height // 13)]
@@ -77,6 +79,9 @@ def expression_bars(expression: np.ndarray, height: int, width: int = 190) -> np
         draw.text((2, top), name, fill=200, font=_FONT)
         draw.rectangle((100, top + 2, 100 + int(value * (width - 104)), top + int(row) - 4), fill=230)
         draw.rectangle((100, top + 2, width - 4, top + int(row) - 4), outline=90)
+        if reference is not None:
+            tick = 100 + int(float(np.clip(reference[EXPRESSION_NAMES.index(name)], 0.0, 1.0)) * (width - 104))
+            draw.line((tick, top, tick, top + int(row) - 2), fill=120, width=2)
     return np.asarray(panel)
 
 
@@ -86,11 +91,26 @@ def _tile(image: np.ndarray, size: int, label: str) -> np.ndarray:
     return np.asarray(tile)
 
 
-def _panel(cameras: dict[str, np.ndarray], frame: int, size: int, face: FrontalFace | None, labels: Labels | None):
+def _panel(
+    cameras: dict[str, np.ndarray],
+    frame: int,
+    size: int,
+    face: FrontalFace | None,
+    labels: Labels | None,
+    prediction: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """cameras | true face | tracked face | bars (tracked, with the truth as ticks; the truth alone without a
+    prediction) for one frame."""
     tiles = [_tile(images[frame], size, name) for name, images in cameras.items()]
+    truth = None if labels is None else labels.expression[frame]
     if face is not None and labels is not None:
         tiles.append(_tile(face.render(labels.expression[frame], labels.gaze[frame]), size, "true face"))
-        tiles.append(expression_bars(labels.expression[frame], size))
+    if face is not None and prediction is not None:
+        expression, gaze = prediction[0][frame], prediction[1][frame]
+        tiles.append(_tile(face.render(expression, gaze), size, "tracked face"))
+        tiles.append(expression_bars(expression, size, reference=truth))
+    elif truth is not None:
+        tiles.append(expression_bars(truth, size))
     return np.concatenate(tiles, axis=1)
 
 
@@ -104,13 +124,20 @@ def _open(root: str | os.PathLike[str], subject: str, recording: str):
 
 
 def recording_frames(
-    root: str | os.PathLike[str], subject: str, recording: str, size: int = 160, frames: Sequence[int] | None = None
+    root: str | os.PathLike[str],
+    subject: str,
+    recording: str,
+    size: int = 160,
+    frames: Sequence[int] | None = None,
+    prediction: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Iterator[np.ndarray]:
-    """Side-by-side panels (cameras | true face | bars), one per frame of `frames` (default all)."""
+    """Side-by-side panels (cameras | true face | bars), one per frame of `frames` (default all); with a tracker's
+    `prediction` (expression (N, 53), gaze (N, 2, 2)) also the tracked face, and bars of the tracked values."""
     data, labels = _open(root, subject, recording)
-    face = FrontalFace(data.subject, size) if labels is not None else None
+    face = FrontalFace(data.subject, size)
     for frame in frames if frames is not None else range(data.frames):
-        yield _panel(dict(data.images), frame, size, face, labels)
+        yield _panel(dict(data.images), frame, size, face if labels is not None or prediction else None, labels,
+                     prediction)  # fmt: skip
 
 
 def segment_peak_sheet(root: str | os.PathLike[str], subject: str, recording: str, size: int = 128) -> np.ndarray:
