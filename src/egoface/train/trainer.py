@@ -24,7 +24,7 @@ import signal
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from egoface.data import Batch, DatasetStore, HeadsetDataset, Sample, collate, cutmix
+from egoface.data import Batch, DatasetStore, HeadsetDataset, collate, cutmix
 from egoface.data.augment import augment_views
 from egoface.data.schema import is_left_camera
 from egoface.face.gaze import gaze_vector
@@ -268,16 +268,33 @@ def _val_batches(dataset: HeadsetDataset, config: TrainConfig) -> Iterator[Batch
     yield from _loader(dataset, batches, config)
 
 
-def _loader(dataset: HeadsetDataset, batches: list[list[int]], config: TrainConfig) -> DataLoader[Sample]:
-    """Loads `batches` (lists of indices) in order. Its own generator keeps the global RNG untouched (a DataLoader
-    otherwise draws worker seeds from it), so resuming mid-epoch leaves the global RNG as in an uninterrupted run."""
-    return DataLoader(
-        dataset,
-        batch_sampler=batches,
-        collate_fn=collate,
-        num_workers=config.data.num_workers,
-        generator=torch.Generator().manual_seed(config.seed),
-    )
+def _loader(dataset: HeadsetDataset, batches: list[list[int]], config: TrainConfig) -> Iterable[Batch]:
+    """Loads `batches` (lists of indices) in order.
+
+    In this process (`data.num_workers=0`), one batch at a time on one thread: reading and resizing are many small
+    tensor operations, which on 2 cores shared with other jobs run several times slower on 2 threads than on 1.
+    With workers, a DataLoader (whose workers use one thread each) with its own generator, which keeps the global
+    RNG untouched (a DataLoader otherwise draws worker seeds from it, and resuming mid-epoch would then leave the
+    global RNG elsewhere than an uninterrupted run does).
+    """
+    if config.data.num_workers > 0:
+        return DataLoader(
+            dataset,
+            batch_sampler=batches,
+            collate_fn=collate,
+            num_workers=config.data.num_workers,
+            generator=torch.Generator().manual_seed(config.seed),
+        )
+    return (_load_single_threaded(dataset, indices) for indices in batches)
+
+
+def _load_single_threaded(dataset: HeadsetDataset, indices: list[int]) -> Batch:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return collate([dataset[i] for i in indices])
+    finally:
+        torch.set_num_threads(threads)
 
 
 class _StopRequest:
