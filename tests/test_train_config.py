@@ -19,6 +19,7 @@ def test_presets_have_the_documented_settings() -> None:
     assert PRESETS["tiny"].steps <= 5 and max(PRESETS["tiny"].input_size) <= 64
     assert PRESETS["default"].optim.schedule == "cosine" and PRESETS["default"].cutmix
     assert PRESETS["default"].augment == AugmentConfig()  # the Universal paper's ranges
+    assert PRESETS["default"].threads == 1 and PRESETS["paper"].threads == 0
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -70,6 +71,7 @@ def test_overrides_replace_nested_fields_and_leave_the_preset_alone() -> None:
         ("optim=3", "config key 'optim' is a group"),
         ("steps", "must look like key=value"),
         ("augment=none", "cutmix=true needs augment"),
+        ("threads=-1", "threads must be >= 0"),
     ],
 )
 def test_bad_overrides_fail_with_a_message_naming_the_key(override: str, expected: str) -> None:

@@ -18,6 +18,7 @@ Input normalization happens here and only here, from the model's config: `x = (p
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -356,6 +357,18 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """Run with `threads` torch threads (0: leave as is), then restore the previous count."""
+    previous = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def train(
     config: TrainConfig,
     data: str | os.PathLike[str],
@@ -371,7 +384,13 @@ def train(
     run stops early, saving last.pt, after step `stop_after` or at Ctrl-C. At the end, `out/model.pt` holds the
     final weights (`load_run`). Raises ValueError for data without labels or settings that do not fit it.
     """
-    run, root = Path(out), Path(data)
+    with _torch_threads(config.threads):
+        return _train(config, Path(data), Path(out), progress, stop_after, tensorboard)
+
+
+def _train(
+    config: TrainConfig, root: Path, run: Path, progress: Progress | None, stop_after: int | None, tensorboard: bool
+) -> TrainResult:
     model = build_model(config)
     train_set, val_set = _datasets(config, root, model.config)
     geometry = GeometryLoss.from_store(root, config.loss) if config.loss.geometry > 0 else None
@@ -472,16 +491,24 @@ def benchmark_training(
     warmup_steps: int = 3,
 ) -> dict[str, Any]:
     """Training throughput of `config`: the median samples/s of `windows` timed windows of `window_steps` steps,
-    after `warmup_steps` untimed ones; `samples_per_cpu_second` divides by the CPU time of this process (all its
-    threads) instead, a figure that other jobs on a shared machine disturb less.
+    after `warmup_steps` untimed ones, with `config.threads` torch threads; `samples_per_cpu_second` divides by the
+    CPU time of this process (not of loader processes) instead.
 
-    With `data`, batches come from that store through the training data path (loading, resizing, per-sample
-    augmentation); without, from random tensors of the right shapes (model + CutMix + losses + optimizer only).
-    The geometry loss is left out in the random-tensor mode (it needs real subjects).
+    With `data`, batches come from that store through the training data path (reading, resizing, collating, with
+    `data.num_workers` loader processes); without, from random tensors of the right shapes, which times the rest of
+    a step: augmentation, CutMix, model, losses, backward and optimizer. The geometry loss is left out in the
+    random-tensor mode (it needs real subjects).
     """
     if windows < 1 or window_steps < 1 or warmup_steps < 0:
         raise ValueError(f"need windows >= 1, window_steps >= 1, warmup_steps >= 0; got {windows}, "
                          f"{window_steps}, {warmup_steps}")  # fmt: skip
+    with _torch_threads(config.threads):
+        return _benchmark(config, data, windows, window_steps, warmup_steps)
+
+
+def _benchmark(
+    config: TrainConfig, data: str | os.PathLike[str] | None, windows: int, window_steps: int, warmup_steps: int
+) -> dict[str, Any]:
     total = warmup_steps + windows * window_steps
     model = build_model(config)
     if data is None:
