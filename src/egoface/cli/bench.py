@@ -10,6 +10,7 @@ import tempfile
 
 from rich.console import Console
 
+from egoface.cli import train
 from egoface.cli._common import console, print_json
 
 #: bench generate's target (issue: at least 60 frames/s for 4 cameras at 192x192 with 2 workers).
@@ -28,6 +29,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     generate.add_argument("--repeats", type=int, default=3, help="timed runs; the median is reported")
     generate.add_argument("--json", action="store_true", help="print JSON")
     generate.set_defaults(run=_generate)
+    train.register_bench(bench)
 
 
 def _render(args: argparse.Namespace) -> int:
