@@ -41,7 +41,10 @@ from egoface.data.schema import DOMAINS, SPLITS, anchor_frames, is_left_camera
 
 __all__ = ["Batch", "HeadsetDataset", "Sample", "collate", "prepare_keypoints", "prepare_views"]
 
-_OPEN_RECORDINGS = 8  # per worker: zarr handles and the (small) label arrays of the most recent recordings
+#: Per worker: zarr handles and label arrays (about 0.7 MB per 700-frame recording) of the most recent recordings.
+#: Training samples frames at random across all recordings, so this must cover a whole training set to avoid
+#: re-reading a recording's labels for nearly every sample.
+_OPEN_RECORDINGS = 512
 
 
 @dataclass(frozen=True)
