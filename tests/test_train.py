@@ -4,7 +4,6 @@ CLI trains/resumes/benchmarks, and data without labels is refused clearly."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from egoface.cli import train as train_cli
+from egoface.cli.main import main
 from egoface.data import DatasetStore, HeadsetDataset, collate
 from egoface.train import (
     PRESETS,
@@ -128,13 +127,7 @@ def test_training_refuses_data_without_labels(store_root: Path, tmp_path: Path) 
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    """`egoface train` / `egoface bench train` as egoface.cli.main wires them."""
-    parser = argparse.ArgumentParser(prog="egoface")
-    commands = parser.add_subparsers(dest="command", required=True)
-    train_cli.register(commands)
-    train_cli.register_bench(commands.add_parser("bench").add_subparsers(dest="bench_command", required=True))
-    args = parser.parse_args(list(argv))
-    code = args.run(args)
+    code = main(list(argv))
     return code, capsys.readouterr().out
 
 
@@ -155,3 +148,7 @@ def test_cli_trains_resumes_and_benchmarks(store_root: Path, tmp_path: Path, cap
     result = json.loads(out)
     assert code == 0 and result["samples_per_second"] > 0 and len(result["windows"]) == 2
     assert result["source"] == "random tensors" and result["preset"] == "default" and result["batch_size"] == 4
+    code = main(
+        ["train", "--preset", "tiny", "--data", str(store_root), "--out", str(tmp_path / "bad"), "--set", "optim.lrr=1"]
+    )
+    assert code == 2 and "unknown config key 'optim.lrr'" in capsys.readouterr().err.replace("\n", "")
