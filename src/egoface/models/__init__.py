@@ -3,6 +3,7 @@
     model = create_model("refa_tiny")                  # a registered configuration, see list_models()
     out = model(images)                                # images: (B, C, 1, H, W) -> TrackerOutput
     model_from_config(ModelConfig.from_json(text))     # rebuild from the config saved with the weights
+    model = load_model("RUN/model.pt"); load_shipped_model("default")   # model files, weights + config
 
 Every model has `forward_features`, `forward_head`, `forward`, `num_features` and `.config`; trackers return a
 `TrackerOutput(expression (B, 53), free_expression (B, 45), gaze (B, 2, 2) deg)`.
@@ -10,6 +11,14 @@ Every model has `forward_features`, `forward_head`, `forward`, `num_features` an
 
 from egoface.models.backbones import Backbone, MobileNetV3, ResNet
 from egoface.models.config import BlockSpec, MobileNetV3Config, ModelConfig, ResNetConfig, camera_role, camera_side
+from egoface.models.files import (
+    SHIPPED_MODELS,
+    load_model,
+    load_shipped_model,
+    normalize_images,
+    save_model,
+    shipped_model_path,
+)
 from egoface.models.heads import TrackerOutput
 from egoface.models.registry import (
     backbone_from_config,
@@ -26,6 +35,7 @@ from egoface.models.registry import (
 from egoface.models.regressor import FLNet, NeckNet, RefaRegressor, TrackerModel
 
 __all__ = [
+    "SHIPPED_MODELS",
     "Backbone",
     "BlockSpec",
     "FLNet",
@@ -47,7 +57,12 @@ __all__ = [
     "get_model_config",
     "list_backbones",
     "list_models",
+    "load_model",
+    "load_shipped_model",
     "model_from_config",
+    "normalize_images",
     "register_backbone",
     "register_model",
+    "save_model",
+    "shipped_model_path",
 ]

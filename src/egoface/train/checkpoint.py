@@ -18,16 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from egoface.models import ModelConfig, TrackerModel, model_from_config
+from egoface.models.files import atomic_torch_save
 
 __all__ = [
     "Checkpoint",
     "capture_rng_state",
     "load_checkpoint",
-    "load_run",
     "restore_rng_state",
     "save_checkpoint",
-    "save_model",
 ]
 
 
@@ -44,19 +42,9 @@ class Checkpoint:
     config: dict[str, Any]
 
 
-def _atomic_save(value: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        torch.save(value, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike[str]) -> None:
     """Write `checkpoint` to `path` atomically: a reader sees the old file or the new one, never half of one."""
-    _atomic_save(dict(vars(checkpoint)), Path(path))
+    atomic_torch_save(dict(vars(checkpoint)), Path(path))
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
@@ -99,27 +87,3 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     )
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
-
-
-def save_model(model: TrackerModel, path: str | os.PathLike[str], step: int) -> None:
-    """The final artifact: `{"model_config": JSON text, "state_dict": ..., "step": int}`, written atomically."""
-    _atomic_save({"model_config": model.config.to_json(), "state_dict": model.state_dict(), "step": step}, Path(path))
-
-
-def load_run(run: str | os.PathLike[str]) -> TrackerModel:
-    """The trained model of a run directory (its `model.pt`) or of a `model.pt` file, in eval mode on the CPU.
-
-    The architecture is rebuilt from the saved model config, so it need not be registered any more.
-    """
-    path = Path(run)
-    if path.is_dir():
-        path = path / "model.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"no trained model at {path}; train one with `egoface train --out RUN` first")
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(data, dict) or not {"model_config", "state_dict"} <= set(data):
-        raise ValueError(f"{path} is not an egoface model file (expected model_config and state_dict)")
-    model = model_from_config(ModelConfig.from_json(data["model_config"]))
-    assert isinstance(model, TrackerModel)
-    model.load_state_dict(data["state_dict"])
-    return model.eval()

@@ -41,13 +41,13 @@ from egoface.data.augment import augment_views
 from egoface.data.schema import is_left_camera
 from egoface.face.gaze import gaze_vector
 from egoface.models import ModelConfig, TrackerModel, TrackerOutput, create_model
+from egoface.models.files import normalize_images, save_model
 from egoface.train.checkpoint import (
     Checkpoint,
     capture_rng_state,
     load_checkpoint,
     restore_rng_state,
     save_checkpoint,
-    save_model,
 )
 from egoface.train.config import TrainConfig
 from egoface.train.logging import MetricsLog
@@ -59,7 +59,6 @@ __all__ = [
     "Trainer",
     "benchmark_training",
     "build_model",
-    "normalize_images",
     "train",
 ]
 
@@ -67,11 +66,6 @@ __all__ = [
 Progress = Callable[[int, int, str], None]
 
 _ORDER, _AUGMENT = 1, 2  # seed streams: data order, augmentation
-
-
-def normalize_images(images: torch.Tensor, config: ModelConfig) -> torch.Tensor:
-    """images: (B, C, 1, H, W) in [0, 1] (pixel / 255) -> the model's input, `(images - mean) / std`."""
-    return (images - config.pixel_mean) / config.pixel_std
 
 
 def _generator(*keys: int) -> torch.Generator:
