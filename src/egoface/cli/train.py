@@ -1,4 +1,8 @@
-"""`egoface train` and `egoface bench train`."""
+"""`egoface train` and `egoface bench train`.
+
+`egoface train --model flnet|gt_mesh` trains the non-image baselines (`egoface.train.baselines`) with the same
+preset (optimizer, schedule, losses, steps); their run directories also hold `baseline.json`.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,9 @@ def _add_config_arguments(parser: argparse.ArgumentParser, default_preset: str |
         choices=("tiny", "default", "paper"),
         help="named training config (egoface.train.PRESETS)",
     )
-    parser.add_argument("--model", help="registered model name (replaces the preset's)")
+    parser.add_argument(
+        "--model", help="registered model name (replaces the preset's); flnet and gt_mesh train the non-image baselines"
+    )
     parser.add_argument("--steps", type=int, help="optimizer steps (replaces the preset's)")
     parser.add_argument(
         "--set",
@@ -70,6 +76,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
 def _train(args: argparse.Namespace) -> int:
     from egoface.models import list_models
     from egoface.train import train
+    from egoface.train.baselines import BASELINE_MODELS, train_baseline  # also registers gt_mesh
 
     config = _config(args)
     if config.model not in list_models():
@@ -78,7 +85,7 @@ def _train(args: argparse.Namespace) -> int:
                   f"{config.batch_size}, {config.steps} steps on {args.data} into {args.out}")  # fmt: skip
     with progress_bar(args.quiet) as bar:
         task = bar.add_task("training", total=config.steps)
-        result = train(
+        result = (train_baseline if config.model in BASELINE_MODELS else train)(
             config, args.data, args.out, progress=lambda done, _total, message: bar.update(task, completed=done,
                                                                                          description=message)
         )  # fmt: skip

@@ -5,20 +5,24 @@ training tree (synthetic) or the evaluation-only reader (real); the Universal me
 gaze, photometric) and REFA's (semantic accuracy, neutralness, smoothness, eye and mouth closure) are computed, then
 aggregated recording -> subject -> dataset per domain, with per-expression and per-segment breakdowns. Per-frame
 latency is the predictor's wall time on single frames (batch 1), median and 99th percentile.
+
+Predictors whose input is not images (the keypoint and ground-truth-mesh baselines, `egoface.eval.baselines`)
+declare `needs` and implement `predict_frames`: they receive the frame numbers and an `EvaluationTruth`, which reads a
+recording with its true labels (the real domain's from the evaluation-only tree), and derive their input from those.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from egoface.data import DatasetStore, HeadsetDataset, OracleReader, collate
+from egoface.data import DatasetStore, HeadsetDataset, OracleReader, RecordingData, SubjectInfo, collate
 from egoface.eval.breakdown import aggregate, per_expression_errors, per_segment_errors
 from egoface.eval.metrics import FaceTrack, frame_errors, photometric_l1
 from egoface.eval.refa_metrics import refa_metrics
@@ -30,6 +34,8 @@ __all__ = [
     "METRIC_KEYS",
     "DomainEvaluation",
     "Evaluation",
+    "EvaluationTruth",
+    "LabelInputPredictor",
     "NeutralPredictor",
     "Predictor",
     "RecordingEvaluation",
@@ -54,6 +60,40 @@ class Predictor(Protocol):
     resolution: tuple[int, int]
 
     def predict(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class EvaluationTruth:
+    """Recordings of the store at `root` with their true labels, for predictors whose input is derived from them:
+    synthetic labels from the training tree, real ones from the evaluation-only tree. Caches the last recording."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.store = DatasetStore(root)
+        self._last: tuple[tuple[str, str], RecordingData] | None = None
+
+    def recording(self, subject: str, recording: str) -> RecordingData:
+        """The whole recording (images, segments, subject) with `labels` set to its true labels."""
+        if self._last is None or self._last[0] != (subject, recording):
+            data = self.store.read_recording(subject, recording)
+            if data.labels is None and data.subject.domain == "real":
+                data = replace(data, labels=OracleReader(self.root).labels(subject, recording))
+            if data.labels is None:
+                raise ValueError(f"{subject}/{recording} ({data.subject.domain}) has no true labels")
+            self._last = ((subject, recording), data)
+        return self._last[1]
+
+
+@runtime_checkable
+class LabelInputPredictor(Protocol):
+    """A predictor whose input is derived from true labels (`needs`: `keypoints` or `mesh`) rather than images:
+    `predict_frames(truth, subject, recording, frames (B,) int)` -> expression (B, 53), gaze (B, 2, 2) deg."""
+
+    name: str
+    needs: str
+
+    def predict_frames(
+        self, truth: EvaluationTruth, subject: str, recording: str, frames: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass
@@ -122,7 +162,7 @@ class Evaluation:
 
 
 def evaluate(
-    predictor: Predictor,
+    predictor: Predictor | LabelInputPredictor,
     root: str,
     split: str = "test",
     domains: Sequence[str] = ("synthetic", "real"),
@@ -131,6 +171,7 @@ def evaluate(
 ) -> Evaluation:
     """Evaluate `predictor` on every `split` recording of `domains` in the store at `root`."""
     store = DatasetStore(root)
+    truth = EvaluationTruth(root)
     results: dict[str, DomainEvaluation] = {}
     latencies: list[float] = []
     for domain in domains:
@@ -139,8 +180,8 @@ def evaluate(
             continue
         evaluations = []
         for ref in refs:
-            evaluations.append(_evaluate_recording(predictor, store, root, domain, ref.subject, ref.recording,
-                                                   photometric_frames, latencies))  # fmt: skip
+            evaluations.append(_evaluate_recording(predictor, store, truth, root, domain, ref.subject,
+                                                   ref.recording, photometric_frames, latencies))  # fmt: skip
             if on_recording is not None:
                 on_recording(ref.subject, ref.recording)
         summary = aggregate([(e.subject, e.metrics) for e in evaluations])
@@ -162,8 +203,9 @@ def evaluate(
 
 
 def _evaluate_recording(
-    predictor: Predictor,
+    predictor: Predictor | LabelInputPredictor,
     store: DatasetStore,
+    truth: EvaluationTruth,
     root: str,
     domain: str,
     subject: str,
@@ -174,11 +216,53 @@ def _evaluate_recording(
     info = store.subject_info(subject)
     head = store.read_recording(subject, recording, frames=slice(0, 1))  # attributes and segments, one frame
     fps = float(head.attrs.get("fps", 30.0))
+    num_frames = _frames_of(store, subject, recording)
+    if isinstance(predictor, LabelInputPredictor):
+        expression, gaze = _predict_from_labels(predictor, truth, subject, recording, num_frames, latencies)
+        true_labels = truth.recording(subject, recording).labels
+        assert true_labels is not None  # EvaluationTruth guarantees it
+        true_expression, true_gaze = true_labels.expression, true_labels.gaze
+    else:
+        expression, gaze, true_expression, true_gaze = _predict_images(
+            predictor, root, domain, info, head, num_frames, latencies
+        )
+    prediction, truth_track = FaceTrack(expression, gaze), FaceTrack(true_expression, true_gaze)
+    rig = subject_rig(info)
+    errors = frame_errors(prediction, truth_track, rig)
+    segments = [dict(row) for row in head.segments or []]
+    metrics = errors.mean() | refa_metrics(expression, segments, fps, rig)
+    chosen = np.linspace(0, num_frames - 1, photometric_frames).round().astype(int)
+    metrics["photometric_l1"] = photometric_l1(prediction, truth_track, FrontalFace(info, _PHOTOMETRIC_SIZE), chosen)
+    return RecordingEvaluation(
+        domain=domain,
+        subject=subject,
+        recording=recording,
+        fps=fps,
+        segments=segments,
+        prediction=prediction,
+        truth=truth_track,
+        metrics=metrics,
+        per_expression=per_expression_errors(expression, true_expression),
+        per_segment=per_segment_errors(errors, segments),
+    )
+
+
+def _predict_images(
+    predictor: Predictor,
+    root: str,
+    domain: str,
+    info: SubjectInfo,
+    head: RecordingData,
+    num_frames: int,
+    latencies: list[float],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Run an image predictor over a recording (`head`: its first frame) -> (expression, gaze, true expression,
+    true gaze) of all frames."""
+    subject, recording = info.subject, head.recording
     dataset = HeadsetDataset(
         root, domains=(domain,), splits=(info.split,), subjects=[subject], cameras=predictor.cameras,
         resolution=predictor.resolution,
     )  # fmt: skip
-    num_frames = _frames_of(store, subject, recording)
     expression = np.zeros((num_frames, NUM_EXPRESSIONS), np.float32)
     gaze = np.zeros((num_frames, 2, 2), np.float32)
     true_expression, true_gaze = np.zeros_like(expression), np.zeros_like(gaze)
@@ -197,25 +281,31 @@ def _evaluate_recording(
         true_expression, true_gaze = withheld.expression, withheld.gaze
     elif head.labels is None:
         raise ValueError(f"{subject}/{recording} ({domain}) has no labels to evaluate against")
-    prediction, truth = FaceTrack(expression, gaze), FaceTrack(true_expression, true_gaze)
-    rig = subject_rig(info)
-    errors = frame_errors(prediction, truth, rig)
-    segments = [dict(row) for row in head.segments or []]
-    metrics = errors.mean() | refa_metrics(expression, segments, fps, rig)
-    chosen = np.linspace(0, num_frames - 1, photometric_frames).round().astype(int)
-    metrics["photometric_l1"] = photometric_l1(prediction, truth, FrontalFace(info, _PHOTOMETRIC_SIZE), chosen)
-    return RecordingEvaluation(
-        domain=domain,
-        subject=subject,
-        recording=recording,
-        fps=fps,
-        segments=segments,
-        prediction=prediction,
-        truth=truth,
-        metrics=metrics,
-        per_expression=per_expression_errors(expression, true_expression),
-        per_segment=per_segment_errors(errors, segments),
-    )
+    return expression, gaze, true_expression, true_gaze
+
+
+def _predict_from_labels(
+    predictor: LabelInputPredictor,
+    truth: EvaluationTruth,
+    subject: str,
+    recording: str,
+    num_frames: int,
+    latencies: list[float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run a label-input predictor over a recording in chunks of 64 frames -> (expression, gaze); its latency is
+    timed on single frames like an image predictor's (the input derivation from labels included)."""
+    expression = np.zeros((num_frames, NUM_EXPRESSIONS), np.float32)
+    gaze = np.zeros((num_frames, 2, 2), np.float32)
+    for start in range(0, num_frames, 64):
+        rows = np.arange(start, min(start + 64, num_frames))
+        with torch.no_grad():
+            expression[rows], gaze[rows] = predictor.predict_frames(truth, subject, recording, rows)
+    for frame in range(min(num_frames, _LATENCY_FRAMES - len(latencies))):
+        begin = time.perf_counter()
+        with torch.no_grad():
+            predictor.predict_frames(truth, subject, recording, np.array([frame]))
+        latencies.append(1000.0 * (time.perf_counter() - begin))
+    return expression, gaze
 
 
 def _frames_of(store: DatasetStore, subject: str, recording: str) -> int:

@@ -105,11 +105,13 @@ def metric_regions(topology: FaceTopology) -> dict[str, np.ndarray]:
 
 
 def _posed(rig: FaceRig, track: FaceTrack, batch: int) -> Iterator[torch.Tensor]:
-    """Vertices (b, V, 3) mm of `track`, `batch` frames at a time."""
-    with torch.no_grad():
-        for start in range(0, len(track), batch):
-            part = slice(start, start + batch)
-            yield rig(torch.from_numpy(track.expression[part]), torch.from_numpy(track.gaze[part])).vertices
+    """Vertices (b, V, 3) mm of `track`, `batch` frames at a time. The no-grad block must not span a `yield`: two of
+    these generators interleaved by `zip` would otherwise restore each other's grad mode and leave it off."""
+    for start in range(0, len(track), batch):
+        part = slice(start, start + batch)
+        with torch.no_grad():
+            vertices = rig(torch.from_numpy(track.expression[part]), torch.from_numpy(track.gaze[part])).vertices
+        yield vertices
 
 
 def vertex_errors_mm(pred: FaceTrack, true: FaceTrack, rig: FaceRig, batch: int = 256) -> np.ndarray:
