@@ -22,13 +22,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from egoface.data import DatasetStore, HeadsetDataset, OracleReader, RecordingData, SubjectInfo, collate
+from egoface.data import SPLITS, DatasetStore, HeadsetDataset, OracleReader, RecordingData, SubjectInfo, collate
 from egoface.eval.breakdown import aggregate, per_expression_errors, per_segment_errors
 from egoface.eval.metrics import FaceTrack, frame_errors, photometric_l1
 from egoface.eval.refa_metrics import refa_metrics
 from egoface.eval.subjects import subject_rig
 from egoface.eval.visualize import FrontalFace
 from egoface.face.names import NUM_EXPRESSIONS
+from egoface.models import TrackerModel, normalize_images
 
 __all__ = [
     "METRIC_KEYS",
@@ -36,6 +37,7 @@ __all__ = [
     "Evaluation",
     "EvaluationTruth",
     "LabelInputPredictor",
+    "ModelPredictor",
     "NeutralPredictor",
     "Predictor",
     "RecordingEvaluation",
@@ -94,6 +96,22 @@ class LabelInputPredictor(Protocol):
     def predict_frames(
         self, truth: EvaluationTruth, subject: str, recording: str, frames: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class ModelPredictor:
+    """A trained image tracker: its own config says which cameras, at which size, normalized how."""
+
+    def __init__(self, model: TrackerModel, name: str) -> None:
+        self.model = model.eval()
+        self.name = name
+        self.cameras: tuple[str, ...] = tuple(model.config.cameras)
+        height, width = model.config.input_size
+        self.resolution: tuple[int, int] = (height, width)
+
+    def predict(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        with torch.no_grad():
+            output = self.model(normalize_images(images, self.model.config))
+        return output.expression.numpy(), output.gaze.numpy()
 
 
 @dataclass
@@ -169,13 +187,18 @@ def evaluate(
     photometric_frames: int = 6,
     on_recording: Callable[[str, str], None] | None = None,
 ) -> Evaluation:
-    """Evaluate `predictor` on every `split` recording of `domains` in the store at `root`."""
+    """Evaluate `predictor` on every recording of `domains` in the store at `root` whose subject is in `split`
+    (one split, a comma-separated list such as `val,test`, or `all`)."""
+    splits = SPLITS if split == "all" else tuple(part.strip() for part in split.split(","))
+    unknown = [part for part in splits if part not in SPLITS]
+    if unknown:
+        raise ValueError(f"split must be one of {SPLITS}, a comma-separated list of them, or 'all'; got {split!r}")
     store = DatasetStore(root)
     truth = EvaluationTruth(root)
     results: dict[str, DomainEvaluation] = {}
     latencies: list[float] = []
     for domain in domains:
-        refs = [ref for ref in store.recordings((domain,)) if store.subject_info(ref.subject).split == split]
+        refs = [ref for ref in store.recordings((domain,)) if store.subject_info(ref.subject).split in splits]
         if not refs:
             continue
         evaluations = []

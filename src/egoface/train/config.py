@@ -95,11 +95,14 @@ class OptimConfig:
 @dataclass(frozen=True)
 class LossConfig:
     """Weights of the supervised terms (`egoface.train.losses`). `expression`: L1 on the 45 free coefficients
-    (REFA Sec. 7.2); `gaze`: squared azimuth/elevation error in radians, summed over both eyes (Universal Eq. 14);
+    (REFA Sec. 7.2); `expression_l2`: mean squared error on them (in the total `loss` only; L1 alone learns just
+    the median -- zero -- of our sparse coefficients for thousands of steps, the squared term lets the rare active
+    frames pull); `gaze`: squared azimuth/elevation error in radians, summed over both eyes (Universal Eq. 14);
     `geometry`: L1 in mm between the subject-rig meshes of predicted and true expressions (0 = off, the rigs are not
     even built), with `geometry_eye_weight` / `geometry_mouth_weight` on the eye and lip vertices (others 1)."""
 
     expression: float = 1.0
+    expression_l2: float = 0.0
     gaze: float = 1.0
     geometry: float = 0.0
     geometry_eye_weight: float = 4.0
@@ -110,8 +113,10 @@ class LossConfig:
         negative = sorted(k for k, v in values.items() if v < 0)
         if negative:
             raise ValueError(f"loss weights must be >= 0, got negative {', '.join(f'loss.{k}' for k in negative)}")
-        if self.expression + self.gaze + self.geometry == 0:
-            raise ValueError("at least one of loss.expression, loss.gaze, loss.geometry must be positive")
+        if self.expression + self.expression_l2 + self.gaze + self.geometry == 0:
+            raise ValueError(
+                "at least one of loss.expression, loss.expression_l2, loss.gaze, loss.geometry must be positive"
+            )
 
 
 @dataclass(frozen=True)
@@ -198,6 +203,7 @@ PRESETS: dict[str, TrainConfig] = {
         steps=4000,
         data=DataConfig(num_workers=2),
         optim=OptimConfig(lr=1e-3, weight_decay=1e-5, warmup_steps=100, grad_clip=5.0),
+        loss=LossConfig(expression=1.0, expression_l2=1.0),
     ),
     # The papers' settings (Universal Sec. 5.1, REFA Sec. 7): 192x192, AdamW, lr 1e-3 cosine, wd 1e-5, batch 16,
     # 150k steps. Runs on a cluster, not here.

@@ -3,7 +3,8 @@
 Line kinds (key `kind`), every line also has `step` (optimizer steps done) and `time_s` (seconds since the run
 directory was first trained in, across resumes):
 
-- `train`: `loss`, `loss_expression`, `loss_gaze`, `loss_geometry` (null when off) averaged over the steps since
+- `train`: `loss` (the weighted total, including `loss.expression_l2`'s squared term), `loss_expression` (the L1),
+  `loss_gaze`, `loss_geometry` (null when off) averaged over the steps since
   the previous line, `lr`, `samples_per_second` (over those steps), `epoch`;
 - `val`: `val_loss`, `val_loss_expression`, `val_loss_gaze`, `val_loss_geometry` (null when off),
   `val_gaze_error_deg` (mean absolute yaw/pitch error), `val_samples`, `best` (true when it improved the best).

@@ -143,6 +143,9 @@ def supervised_losses(
     expression_term = expression_l1(output.free_expression, expression[:, free], label_mask)
     gaze_term = gaze_angle_loss(output.gaze, gaze, label_mask)
     total = weights.expression * expression_term + weights.gaze * gaze_term
+    if weights.expression_l2 > 0:
+        squared = _masked_mean((output.free_expression - expression[:, free]).square().mean(dim=1), label_mask)
+        total = total + weights.expression_l2 * squared
     geometry_term = None
     if weights.geometry > 0 and geometry is not None:
         canonical = torch.tensor([model_config.expression_names.index(n) for n in EXPRESSION_NAMES])
