@@ -1,0 +1,47 @@
+"""`egoface eval`: a trained run and baselines scored on a generated store, report files, JSON keys per domain, and
+a clear refusal when the data has no labels to score against."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from egoface.cli.main import main
+from egoface.eval.evaluate import METRIC_KEYS
+
+
+@pytest.fixture(scope="module")
+def store_and_run(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("evalcli")
+    data, run = root / "data", root / "run"
+    argv = ["generate", "--preset", "tiny", "--subjects", "1", "--quiet", "--out", str(data)]
+    assert main(argv) == 0
+    assert main(["train", "--preset", "tiny", "--data", str(data), "--out", str(run), "--quiet"]) == 0
+    return data, run
+
+
+def test_eval_writes_the_report_and_metrics_per_domain(store_and_run, tmp_path, capsys) -> None:
+    data, run = store_and_run
+    out = tmp_path / "report"
+    code = main(["eval", "--model", str(run), "--data", str(data), "--split", "all", "--photometric-frames", "2",
+                 "--out", str(out), "--json", "--quiet"])  # fmt: skip
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["model"] == "run" and summary["split"] == "all"
+    for domain in ("synthetic", "real"):
+        assert set(METRIC_KEYS) <= summary[domain].keys()
+        assert summary[domain]["subjects"] and summary[domain]["mesh_l2_mm"] >= 0.0
+    assert summary["compared"]["neutral"]["synthetic"]["semantic_accuracy"] == 0.0
+    written = {path.name for path in out.iterdir()}
+    assert {"report.md", "metrics.json", "curves_synthetic.png", "error_map_real.png"} <= written
+    report = (out / "report.md").read_text()
+    assert "Identities" in report and "`neutral`" in report
+
+
+def test_eval_refuses_data_without_labels(store_and_run, capsys) -> None:
+    data, _ = store_and_run
+    code = main(
+        ["eval", "--model", "neutral", "--data", str(data), "--domains", "unlabeled", "--split", "all", "--quiet"]
+    )
+    assert code == 2 and "labels" in capsys.readouterr().err
