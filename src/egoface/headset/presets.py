@@ -106,8 +106,14 @@ def _cup_ring_leds(count: int = 6, radius: float = 23.0) -> list[LedSpec]:
         for k in range(count):
             angle = 2.0 * math.pi * (k + 0.5) / count
             position = (eye[0] + radius * math.cos(angle), eye[1] + radius * math.sin(angle), _LENS_PLANE_Z - 2.0)
-            leds.append(_led(f"cup_{side}_{k}", position, eye, power=1.0, half_angle_deg=40.0))
+            leds.append(_led(f"cup_{side}_{k}", position, eye, power=1.0, half_angle_deg=_NARROW_LED_DEG))
     return leds
+
+
+#: Half-intensity angles of the presets' 850 nm SMD LEDs: common parts, and whole exponents of the cos^m beam
+#: pattern (45 deg -> m = 2, 60 deg -> m = 1, Lambertian), which the shader raises by multiplication.
+_NARROW_LED_DEG = 45.0
+_WIDE_LED_DEG = 60.0
 
 
 def _led(name: str, position: object, target: object, power: float, half_angle_deg: float) -> LedSpec:
@@ -184,11 +190,11 @@ def _rig(name: str, description: str, cameras: list[CameraSpec], occluders: list
     leds = _cup_ring_leds()
     for camera in cameras:
         if camera.role == "mouth":
-            leds += _camera_leds(camera, power=3.0, half_angle_deg=55.0)
+            leds += _camera_leds(camera, power=3.0, half_angle_deg=_WIDE_LED_DEG)
         elif camera.role == "boom":
-            leds += _camera_leds(camera, power=4.0, half_angle_deg=50.0)
+            leds += _camera_leds(camera, power=4.0, half_angle_deg=_NARROW_LED_DEG)
         elif camera.role == "glabella":
-            leds += _camera_leds(camera, power=0.5, half_angle_deg=50.0, spacing=8.0)
+            leds += _camera_leds(camera, power=0.5, half_angle_deg=_NARROW_LED_DEG, spacing=8.0)
     return HeadsetRig(name=name, description=description, cameras=tuple(cameras), leds=tuple(leds),
                       occluders=tuple(occluders))  # fmt: skip
 
@@ -249,7 +255,7 @@ def _diy_babble_etvr() -> HeadsetRig:
     eyes = _eye_pairs((46.0, -22.0, 13.5), _pinhole(100.0), 240, 60.0)
     mount = OccluderSpec("babble_mount", "capsule", start=(0.0, -42.0, 62.0), end=(0.0, -85.0, 50.0), radius=3.0)
     leds = _cup_ring_leds(count=4) + [
-        _led(f"mouth_{k}", np.asarray(mouth.position) + offset, aim, power=1.5, half_angle_deg=60.0)
+        _led(f"mouth_{k}", np.asarray(mouth.position) + offset, aim, power=1.5, half_angle_deg=_WIDE_LED_DEG)
         for k, offset in enumerate(((-10.0, 0.0, 0.0), (10.0, 0.0, 0.0)))
     ]
     return HeadsetRig(

@@ -13,6 +13,7 @@ Two sensor models stand for the two domains: `SYNTHETIC_SENSOR` (the training re
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,7 +74,8 @@ class AutoExposure:
 
     def update(self, frame: np.ndarray) -> None:
         """Adapt to a delivered uint8 frame (H, W)."""
-        level = max(float(np.sort(frame, axis=None)[3 * frame.size // 4 :].mean()), 1.0)
+        quarter = frame.size // 4
+        level = max(float(np.partition(frame, frame.size - quarter, axis=None)[-quarter:].mean()), 1.0)
         step = (self.target_dn / level) ** self.rate
         self.exposure = float(np.clip(self.exposure * step, self.min_exposure, self.max_exposure))
 
@@ -116,6 +118,7 @@ def sense(
     return np.clip(np.rint(levels), 0, 255).astype(np.uint8)
 
 
+@functools.cache
 def _vignetting(shape: tuple[int, ...], strength: float) -> np.ndarray:
     """(H, W) relative illumination 1 at the centre, 1 - strength at the corners (quadratic in radius)."""
     height, width = shape
@@ -124,6 +127,7 @@ def _vignetting(shape: tuple[int, ...], strength: float) -> np.ndarray:
     return 1.0 - strength * radius**2
 
 
+@functools.cache
 def _fixed_pattern(shape: tuple[int, ...], strength: float) -> np.ndarray:
     """A sensor's own per-pixel gain pattern: fixed for a sensor (seeded by its size), not per frame."""
     return 1.0 + strength * np.random.default_rng(shape[0] * 10007 + shape[1]).standard_normal(shape)
