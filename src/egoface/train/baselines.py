@@ -24,9 +24,7 @@ reads. At evaluation the same builders run on the evaluation-only labels of the 
 from __future__ import annotations
 
 import json
-import math
 import os
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,10 +39,7 @@ from egoface.data.schema import anchor_frames
 from egoface.face import FaceRig, FaceTopology
 from egoface.face.gaze import gaze_vector
 from egoface.models import ModelConfig, TrackerModel, create_model, get_model_config, register_model
-from egoface.models.files import save_model
-from egoface.train.checkpoint import save_checkpoint
 from egoface.train.config import TrainConfig
-from egoface.train.logging import MetricsLog
 from egoface.train.losses import GeometryLoss, LossTerms, supervised_losses
 from egoface.train.trainer import (
     _ORDER,
@@ -53,8 +48,8 @@ from egoface.train.trainer import (
     TrainResult,
     _generator,
     _resume_or_start,
-    _StopRequest,
     _torch_threads,
+    run_loop,
 )
 
 __all__ = [
@@ -382,68 +377,17 @@ def _train_baseline(
     run.mkdir(parents=True, exist_ok=True)
     best_val = _resume_or_start(trainer, run)
     _write_spec(run / BASELINE_FILE, spec)
-    log = MetricsLog(run, resume_step=trainer.step, tensorboard=tensorboard)
     stop = config.steps if stop_after is None else min(config.steps, max(stop_after, trainer.step))
-    per_epoch = len(train_set) // config.batch_size
-    val_rows = None
+    evaluate = None
     if val_set is not None:
         count = min(len(val_set), config.data.val_samples)
         val_rows = torch.from_numpy(np.unique(np.linspace(0, len(val_set) - 1, count).round().astype(np.int64)))
-    start_time, start_step = time.perf_counter(), trainer.step
-    window_time, window_terms, loss = time.perf_counter(), [], math.nan
-
-    def save(path: str, best: float) -> None:
-        save_checkpoint(trainer.checkpoint(best), run / "checkpoints" / path)
-
-    if progress is not None:
-        progress(trainer.step, config.steps, "training")
-    with _StopRequest() as interrupt:
-        for rows in _step_rows(len(train_set), config, trainer.step, stop):
-            terms = trainer.feature_step(train_set, rows)
-            window_terms.append([math.nan if t is None else float(t) for t in terms])
-            step = trainer.step
-            if step % config.log_every == 0 or step == stop:
-                now = time.perf_counter()
-                mean = np.mean(window_terms, axis=0).tolist()
-                loss = mean[0]
-                log.write("train", {
-                    "step": step, "time_s": now - start_time, "epoch": (step - 1) // per_epoch,
-                    "loss": mean[0], "loss_expression": mean[1], "loss_gaze": mean[2], "loss_geometry": mean[3],
-                    "lr": config.optim.lr * trainer.lr_factor(step - 1),
-                    "samples_per_second": len(window_terms) * config.batch_size / max(now - window_time, 1e-9),
-                })  # fmt: skip
-                window_time, window_terms = now, []
-            if val_set is not None and val_rows is not None and (step % config.val_every == 0 or step == config.steps):
-                val = trainer.evaluate_features(val_set, val_rows)
-                if val["loss"] < best_val:
-                    best_val = val["loss"]
-                    save("best.pt", best_val)
-                log.write("val", {
-                    "step": step, "time_s": time.perf_counter() - start_time, "val_loss": val["loss"],
-                    "val_loss_expression": val["loss_expression"], "val_loss_gaze": val["loss_gaze"],
-                    "val_loss_geometry": val["loss_geometry"] if geometry is not None else None,
-                    "val_gaze_error_deg": val["gaze_error_deg"], "val_samples": int(val["samples"]),
-                    "best": val["loss"] == best_val,
-                })  # fmt: skip
-            if step % config.checkpoint_every == 0 or step == stop or interrupt.requested:
-                save("last.pt", best_val)
-            if progress is not None:
-                progress(step, config.steps, f"training (loss {float(terms.total):.4f})")
-            if interrupt.requested:
-                break
-    log.close()
-    completed = trainer.step >= config.steps
-    if completed:
-        save_model(model, run / "model.pt", trainer.step)
-    elapsed = time.perf_counter() - start_time
-    return TrainResult(
-        run_dir=run,
-        step=trainer.step,
-        completed=completed,
-        loss=loss,
-        best_val_loss=best_val,
-        samples_per_second=(trainer.step - start_step) * config.batch_size / elapsed if elapsed > 0 else 0.0,
-    )
+        evaluate = lambda: trainer.evaluate_features(val_set, val_rows)  # noqa: E731
+    return run_loop(
+        trainer, run, config, _step_rows(len(train_set), config, trainer.step, stop),
+        lambda rows: trainer.feature_step(train_set, rows), evaluate, len(train_set), stop, best_val,
+        geometry is not None, progress, tensorboard,
+    )  # fmt: skip
 
 
 def _write_spec(path: Path, spec: BaselineSpec) -> None:

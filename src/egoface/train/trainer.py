@@ -391,9 +391,34 @@ def _train(
     trainer = Trainer(config, model, geometry)
     run.mkdir(parents=True, exist_ok=True)
     best_val = _resume_or_start(trainer, run)
-    log = MetricsLog(run, resume_step=trainer.step, tensorboard=tensorboard)
     stop = config.steps if stop_after is None else min(config.steps, max(stop_after, trainer.step))
-    per_epoch = len(train_set) // config.batch_size
+    evaluate = None if val_set is None else (lambda: trainer.evaluate(_val_batches(val_set, config)))
+    return run_loop(
+        trainer, run, config, _train_batches(train_set, config, trainer.step, stop), trainer.train_step, evaluate,
+        len(train_set), stop, best_val, geometry is not None, progress, tensorboard,
+    )  # fmt: skip
+
+
+def run_loop(
+    trainer: Trainer,
+    run: Path,
+    config: TrainConfig,
+    steps: Iterable[Any],
+    step_fn: Callable[[Any], LossTerms],
+    evaluate: Callable[[], dict[str, float] | None] | None,
+    num_samples: int,
+    stop: int,
+    best_val: float,
+    geometry_on: bool,
+    progress: Progress | None,
+    tensorboard: bool,
+) -> TrainResult:
+    """The loop every trainer shares: one `step_fn(item)` per item of `steps`, then metrics lines (train every
+    `log_every` steps, validation by `evaluate()` every `val_every`), `best.pt` / `last.pt` checkpoints, progress,
+    Ctrl-C handling, and `model.pt` once `config.steps` are done. num_samples: training-set size (for the epoch)."""
+    model = trainer.model
+    log = MetricsLog(run, resume_step=trainer.step, tensorboard=tensorboard)
+    per_epoch = max(1, num_samples // config.batch_size)
     start_time, start_step = time.perf_counter(), trainer.step
     window_time, window_terms, loss = time.perf_counter(), [], math.nan
 
@@ -403,8 +428,8 @@ def _train(
     if progress is not None:
         progress(trainer.step, config.steps, "training")
     with _StopRequest() as interrupt:
-        for batch in _train_batches(train_set, config, trainer.step, stop):
-            terms = trainer.train_step(batch)
+        for item in steps:
+            terms = step_fn(item)
             window_terms.append([float(t) if t is not None else math.nan for t in terms])
             step = trainer.step
             if step % config.log_every == 0 or step == stop:
@@ -418,8 +443,8 @@ def _train(
                     "samples_per_second": len(window_terms) * config.batch_size / max(now - window_time, 1e-9),
                 })  # fmt: skip
                 window_time, window_terms = now, []
-            if val_set is not None and (step % config.val_every == 0 or step == config.steps):
-                val = trainer.evaluate(_val_batches(val_set, config))
+            if evaluate is not None and (step % config.val_every == 0 or step == config.steps):
+                val = evaluate()
                 if val is not None and val["loss"] < best_val:
                     best_val = val["loss"]
                     save("best.pt", best_val)
@@ -427,19 +452,20 @@ def _train(
                     log.write("val", {
                         "step": step, "time_s": time.perf_counter() - start_time, "val_loss": val["loss"],
                         "val_loss_expression": val["loss_expression"], "val_loss_gaze": val["loss_gaze"],
-                        "val_loss_geometry": val["loss_geometry"] if geometry is not None else None,
+                        "val_loss_geometry": val["loss_geometry"] if geometry_on else None,
                         "val_gaze_error_deg": val["gaze_error_deg"], "val_samples": int(val["samples"]),
                         "best": val["loss"] == best_val,
                     })  # fmt: skip
             if step % config.checkpoint_every == 0 or step == stop or interrupt.requested:
                 save("last.pt", best_val)
             if progress is not None:
-                progress(step, config.steps, f"training (loss {terms.total.item():.4f})")
+                progress(step, config.steps, f"training (loss {float(terms.total):.4f})")
             if interrupt.requested:
                 break
     log.close()
     completed = trainer.step >= config.steps
     if completed:
+        assert isinstance(model, TrackerModel)
         save_model(model, run / "model.pt", trainer.step)
     elapsed = time.perf_counter() - start_time
     return TrainResult(
