@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -121,6 +120,6 @@ def save_image(image: np.ndarray, path: str | os.PathLike[str]) -> None:
     """Write a uint8 image as PNG; the file appears complete or not at all."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as handle:
-        Image.fromarray(image).save(handle, format="PNG")
-    os.replace(handle.name, path)
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")  # created with the user's usual permissions
+    Image.fromarray(image).save(partial, format="PNG")
+    os.replace(partial, path)
