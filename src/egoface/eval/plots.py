@@ -56,6 +56,7 @@ def _save(figure: Figure, path: str | os.PathLike[str]) -> Path:
     os.close(handle)
     try:
         figure.savefig(partial, dpi=_DPI, format="png")
+        os.chmod(partial, 0o644)  # mkstemp makes it private (0600); a plot is for reading
         os.replace(partial, path)
     finally:
         if os.path.exists(partial):

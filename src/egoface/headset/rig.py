@@ -699,6 +699,7 @@ def save_rig(rig: HeadsetRig, path: str | Path) -> Path:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes it private (0600); a rig file is for sharing
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
