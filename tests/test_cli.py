@@ -114,3 +114,11 @@ def test_check_names_a_damaged_chunk(dataset, tmp_path, capsys) -> None:
     report = json.loads(out)
     assert code == 1 and report["ok"] is False
     assert any(str(chunk.relative_to(damaged)) in problem["path"] for problem in report["problems"])
+
+
+def test_demo_writes_the_face_contact_sheets(tmp_path, capsys) -> None:
+    code, _, err = run(capsys, "demo", "--out", str(tmp_path / "demo"))
+    assert code == 0 and "tracker does not exist yet" in err
+    for name in ("face_expressions.png", "face_identities.png"):
+        image = np.asarray(Image.open(tmp_path / "demo" / name))
+        assert image.ndim == 2 and image.mean() > 5  # rendered faces, not a blank sheet
