@@ -11,7 +11,6 @@ Deterministic from the subject's seed.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,9 +23,8 @@ from egoface.capture.animation import animate
 from egoface.capture.domains import DOMAIN_LOOKS, DomainLook
 from egoface.capture.recording import DOMAINS, Labels, RecordingData, SubjectInfo
 from egoface.capture.script import PRESETS, build_script
-from egoface.face import load_face_model
+from egoface.face import shared_face_model
 from egoface.face.appearance import glasses_geometry, surface_reflectance
-from egoface.face.model import FaceModel
 from egoface.face.rig import sample_idiosyncrasies
 from egoface.headset import DonningModel, HeadsetRig, rig_to_dict
 from egoface.render.cameras import Camera
@@ -78,11 +76,6 @@ class CaptureSettings:
             raise ValueError(f"ood_rate must be in [0, 1], got {self.ood_rate}")
 
 
-@functools.cache
-def _cached_face_model(spec: str) -> FaceModel:
-    return load_face_model(spec)
-
-
 def record_subject(
     plan: SubjectPlan,
     rig: HeadsetRig,
@@ -92,7 +85,7 @@ def record_subject(
     """Record `plan`'s subject wearing `rig` -> one `RecordingData`. on_frame(done, total) reports progress."""
     look = DOMAIN_LOOKS[plan.domain]
     rng = np.random.default_rng([plan.seed, plan.index, DOMAINS.index(plan.domain)])
-    model = _cached_face_model(plan.face_model)
+    model = shared_face_model(plan.face_model)
     identity = rng.standard_normal(model.num_identity_components).astype(np.float32)
     appearance = look.appearance(rng)
     idiosyncrasies = (

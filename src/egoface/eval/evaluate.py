@@ -203,8 +203,11 @@ def evaluate(
             continue
         evaluations = []
         for ref in refs:
-            evaluations.append(_evaluate_recording(predictor, store, truth, root, domain, ref.subject,
-                                                   ref.recording, photometric_frames, latencies))  # fmt: skip
+            evaluation = _evaluate_recording(
+                predictor, store, truth, root, domain, ref.subject, ref.recording, ref.frames, photometric_frames,
+                latencies,
+            )  # fmt: skip
+            evaluations.append(evaluation)
             if on_recording is not None:
                 on_recording(ref.subject, ref.recording)
         summary = aggregate([(e.subject, e.metrics) for e in evaluations])
@@ -233,13 +236,13 @@ def _evaluate_recording(
     domain: str,
     subject: str,
     recording: str,
+    num_frames: int,
     photometric_frames: int,
     latencies: list[float],
 ) -> RecordingEvaluation:
     info = store.subject_info(subject)
     head = store.read_recording(subject, recording, frames=slice(0, 1))  # attributes and segments, one frame
     fps = float(head.attrs.get("fps", 30.0))
-    num_frames = _frames_of(store, subject, recording)
     if isinstance(predictor, LabelInputPredictor):
         expression, gaze = _predict_from_labels(predictor, truth, subject, recording, num_frames, latencies)
         true_labels = truth.recording(subject, recording).labels
@@ -329,10 +332,6 @@ def _predict_from_labels(
             predictor.predict_frames(truth, subject, recording, np.array([frame]))
         latencies.append(1000.0 * (time.perf_counter() - begin))
     return expression, gaze
-
-
-def _frames_of(store: DatasetStore, subject: str, recording: str) -> int:
-    return next(ref.frames for ref in store.recordings() if (ref.subject, ref.recording) == (subject, recording))
 
 
 def _latency_ms(predictor: Predictor, images: torch.Tensor) -> list[float]:

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
 
 from egoface.capture.recording import SubjectInfo
-from egoface.face import Appearance, FaceModel, FaceRig, Idiosyncrasies, load_face_model
+from egoface.face import Appearance, FaceModel, FaceRig, Idiosyncrasies, shared_face_model
 
 __all__ = ["subject_appearance", "subject_face_model", "subject_rig"]
 
 
-@functools.cache
-def _load(spec: str) -> FaceModel:
-    return load_face_model(spec)
-
-
 def subject_face_model(info: SubjectInfo) -> FaceModel:
     """The face model the subject was recorded with (loaded once per process)."""
-    return _load(info.face_model)
+    return shared_face_model(info.face_model)
 
 
 def subject_rig(info: SubjectInfo) -> FaceRig:

@@ -4,6 +4,8 @@
 (identity, expression, gaze) poses a batch of faces (`FaceMesh.vertices: (B, V, 3)` mm, head frame).
 """
 
+import functools
+
 from egoface.face.appearance import Appearance, Glasses, glasses_geometry, sample_appearance, surface_reflectance
 from egoface.face.gaze import eye_look_from_gaze, gaze_from_eye_look, gaze_vector
 from egoface.face.model import (
@@ -54,11 +56,18 @@ __all__ = [
     "mirror_name",
     "sample_appearance",
     "sample_idiosyncrasies",
+    "shared_face_model",
     "surface_reflectance",
 ]
 
 #: The face-model specs `load_face_model` understands.
 MODEL_KINDS = ("procedural", "ict:PATH", "objdir:PATH")
+
+
+@functools.cache
+def shared_face_model(spec: str) -> FaceModel:
+    """`load_face_model(spec)` loaded once per process and shared (face models are stateless: read, never changed)."""
+    return load_face_model(spec)
 
 
 def load_face_model(spec: str = "procedural") -> FaceModel:
