@@ -1,0 +1,1 @@
+"""egoface.runtime: ONNX export, the Tracker, sources, calibration, failure detection, filters and outputs."""
