@@ -1,0 +1,157 @@
+"""Outputs of the runtime: OSC packets received by a real python-osc server on loopback, inbound OSC commands,
+the WebSocket stream (messages, limits, token), and recordings to JSONL / CSV."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+from pythonosc.dispatcher import Dispatcher
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_server import ThreadingOSCUDPServer
+
+from egoface.face.names import expression_vector
+from egoface.runtime.osc import (
+    BABBLE_SHAPES,
+    MAX_INBOUND_BYTES,
+    OscCommandListener,
+    OscSender,
+    OscTarget,
+    osc_messages,
+    parse_osc_target,
+)
+from egoface.runtime.result import TrackResult
+
+
+def make_result(frame: int = 0, **values: float) -> TrackResult:
+    """A result with the named expressions set, left eye looking 10 deg toward the subject's left and 5 deg up,
+    right eye 20 deg toward the subject's right and 15 deg down."""
+    return TrackResult(
+        timestamp=frame / 72.0,
+        frame_index=frame,
+        expression=expression_vector(values),
+        gaze=np.array([[10.0, 5.0], [-20.0, -15.0]], dtype=np.float32),
+        confidence={"eyes": 1.0, "upper_face": 0.9, "lower_face": 0.5},
+        failures={"mouth_left": ["covered"]} if frame % 2 else {},
+        latency_ms=1.5,
+    )
+
+
+class OscReceiver:
+    """A python-osc UDP server on a free loopback port that keeps every (address, args) it receives."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, tuple[object, ...]]] = []
+        dispatcher = Dispatcher()
+        dispatcher.set_default_handler(lambda address, *args: self.received.append((address, args)))
+        self.server = ThreadingOSCUDPServer(("127.0.0.1", 0), dispatcher)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> dict[str, tuple[object, ...]]:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(self.received) >= count, f"received {len(self.received)} of {count} OSC messages in {timeout} s"
+        return dict(self.received)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    server = OscReceiver()
+    yield server
+    server.close()
+
+
+def test_parse_osc_target_defaults_and_overrides():
+    assert parse_osc_target("babble") == OscTarget("babble", "127.0.0.1", 8888)
+    assert parse_osc_target("vrchat") == OscTarget("vrchat", "127.0.0.1", 9000)
+    assert parse_osc_target("unified") == OscTarget("unified", "127.0.0.1", 9000)
+    assert parse_osc_target("unified:192.168.1.20:9100") == OscTarget("unified", "192.168.1.20", 9100)
+    with pytest.raises(ValueError, match="unknown convention 'arkit'"):
+        parse_osc_target("arkit")
+    with pytest.raises(ValueError, match="numeric port"):
+        parse_osc_target("babble:localhost")
+    with pytest.raises(ValueError, match="numeric port"):
+        parse_osc_target("babble:localhost:x")
+    with pytest.raises(ValueError, match=r"1\.\.65535"):
+        parse_osc_target("babble:localhost:70000")
+
+
+def test_babble_packets_received_on_loopback(receiver):
+    result = make_result(jawOpen=0.75, mouthSmile_L=0.5, cheekPuff_R=0.25)
+    with OscSender([OscTarget("babble", "127.0.0.1", receiver.port)]) as sender:
+        assert sender.send(result) == len(BABBLE_SHAPES) == 31
+    got = receiver.wait_for(len(BABBLE_SHAPES))
+    assert set(got) == {f"/{name}" for name in BABBLE_SHAPES}
+    assert got["/jawOpen"] == pytest.approx((0.75,))
+    assert got["/mouthSmileLeft"] == pytest.approx((0.5,))
+    assert got["/mouthSmileRight"] == pytest.approx((0.0,))
+    assert got["/cheekPuffRight"] == pytest.approx((0.25,))
+    assert got["/mouthLeft"] == pytest.approx((0.0,))
+
+
+def test_vrchat_eye_packets_flip_to_vrchat_signs(receiver):
+    result = make_result(eyeBlink_L=0.2, eyeBlink_R=0.6)
+    with OscSender([OscTarget("vrchat", "127.0.0.1", receiver.port)]) as sender:
+        sender.send(result)
+    got = receiver.wait_for(2)
+    # VRChat: + pitch looks down, + yaw looks to the user's right; left eye is up-left, right eye down-right.
+    assert got["/tracking/eye/LeftRightPitchYaw"] == pytest.approx((-5.0, -10.0, 15.0, 20.0))
+    assert got["/tracking/eye/EyesClosedAmount"] == pytest.approx((0.4,))
+
+
+def test_unified_avatar_parameters_received_on_loopback(receiver):
+    result = make_result(jawOpen=1.0, jawLeft=0.3, mouthSmile_R=0.8, eyeBlink_L=1.0, eyeWide_R=1.0)
+    expected = osc_messages(result, "unified")
+    with OscSender([OscTarget("unified", "127.0.0.1", receiver.port)]) as sender:
+        sender.send(result)
+    got = receiver.wait_for(len(expected))
+    assert all(address.startswith("/avatar/parameters/v2/") for address in got)
+    assert got["/avatar/parameters/v2/JawOpen"] == pytest.approx((1.0,))
+    assert got["/avatar/parameters/v2/MouthCornerPullRight"] == pytest.approx((0.8,))
+    assert got["/avatar/parameters/v2/JawX"] == pytest.approx((-0.3,))  # JawRight - JawLeft
+    assert got["/avatar/parameters/v2/EyeLidLeft"] == pytest.approx((0.0,))  # closed
+    assert got["/avatar/parameters/v2/EyeLidRight"] == pytest.approx((1.0,))  # open and wide
+    # Left eye 10 deg toward the subject's left = toward the user's left: negative X; 5 deg up: positive Y.
+    assert got["/avatar/parameters/v2/EyeLeftX"][0] == pytest.approx(-np.sin(np.radians(10)) * np.cos(np.radians(5)))
+    assert got["/avatar/parameters/v2/EyeLeftY"][0] == pytest.approx(np.sin(np.radians(5)))
+    assert got["/avatar/parameters/v2/EyeRightX"][0] > 0 > got["/avatar/parameters/v2/EyeRightY"][0]
+    assert "/avatar/parameters/v2/TongueOut" not in got  # not modelled, not sent
+
+
+def test_sender_counts_errors_instead_of_raising():
+    sender = OscSender([OscTarget("babble", "127.0.0.1", 9)])
+    sender.close()  # sending on a closed socket fails on every datagram
+    assert sender.send(make_result()) == 0
+    assert sender.errors == len(BABBLE_SHAPES)
+
+
+def test_osc_commands_accepted_and_bad_input_rejected_and_counted():
+    commands: list[str] = []
+    with OscCommandListener(commands.append) as listener:
+        good = OscMessageBuilder("/egoface/recenter").build().dgram
+        assert listener.handle(good) == "recenter"
+        assert listener.handle(b"\x00\x01garbage") is None
+        assert listener.handle(b"/egoface/rec") is None  # truncated, no padding or type tag
+        assert listener.handle(OscMessageBuilder("/egoface/format_disk").build().dgram) is None
+        assert listener.handle(OscMessageBuilder("/recenter").build().dgram) is None
+        assert listener.handle(good + b"\x00" * MAX_INBOUND_BYTES) is None
+        # And through the real socket, with the thread still alive afterwards.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.sendto(b"\xff" * 7, ("127.0.0.1", listener.port))
+            client.sendto(good, ("127.0.0.1", listener.port))
+            deadline = time.monotonic() + 5.0
+            while listener.accepted < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+    assert commands == ["recenter", "recenter"]
+    assert listener.accepted == 2
+    assert listener.rejected == {"oversized": 1, "malformed": 3, "unknown_address": 2, "failed": 0}
