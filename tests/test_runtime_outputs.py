@@ -23,6 +23,7 @@ from egoface.runtime.osc import (
     osc_messages,
     parse_osc_target,
 )
+from egoface.runtime.record import OutputRecorder, csv_columns, read_records
 from egoface.runtime.result import TrackResult
 
 
@@ -155,3 +156,40 @@ def test_osc_commands_accepted_and_bad_input_rejected_and_counted():
     assert commands == ["recenter", "recenter"]
     assert listener.accepted == 2
     assert listener.rejected == {"oversized": 1, "malformed": 3, "unknown_address": 2, "failed": 0}
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_recorder_writes_every_frame_and_appears_only_when_closed(tmp_path, suffix):
+    path = tmp_path / f"out{suffix}"
+    with OutputRecorder(path) as recorder:
+        for frame in range(3):
+            recorder.write(make_result(frame, jawOpen=0.25 * frame))
+        assert not path.exists()  # still recording: lines go to the .partial file
+        assert len(read_records(recorder.partial)) == 3
+    assert not recorder.partial.exists()
+    records = read_records(path)
+    assert len(records) == 3
+    if suffix == ".jsonl":
+        assert [r["expressions"]["jawOpen"] for r in records] == [0.0, 0.25, 0.5]
+        assert records[1]["failures"] == {"mouth_left": ["covered"]}
+        assert records[2]["gaze"] == [[10.0, 5.0], [-20.0, -15.0]]
+        assert records[0]["confidence"] == {"eyes": 1.0, "upper_face": 0.9, "lower_face": 0.5}
+    else:
+        assert list(records[0]) == csv_columns()
+        assert [float(r["jawOpen"]) for r in records] == [0.0, 0.25, 0.5]
+        assert records[1]["failures"] == "mouth_left:covered"
+        assert float(records[2]["gaze_R_pitch"]) == -15.0
+
+
+def test_recorder_crash_leaves_complete_lines_and_names_in_other_standards(tmp_path):
+    recorder = OutputRecorder(tmp_path / "out.jsonl", standard="arkit")
+    recorder.write(make_result(0, mouthSmile_L=1.0))
+    recorder._file.write('{"timestamp": 0.0')  # a line cut by a crash
+    recorder._file.flush()
+    records = read_records(recorder.partial)
+    assert len(records) == 1 and records[0]["expressions"]["mouthSmileLeft"] == 1.0
+    recorder.close()
+    with pytest.raises(ValueError, match=r"\.jsonl or \.csv"):
+        OutputRecorder(tmp_path / "out.txt")
+    with pytest.raises(ValueError, match="unknown expression standard 'blender'"):
+        OutputRecorder(tmp_path / "out.csv", standard="blender")
