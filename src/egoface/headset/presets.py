@@ -52,6 +52,9 @@ _LENS_PLANE_Z = 17.5
 _SHELL_FRONT_Z = 39.5  # the display body starts here
 _MOUTH_AIM = (0.0, -72.0, 13.5)  # just behind the lips' front, between them
 _MOUTH_AIM_LEFT = (6.0, -72.0, 13.5)  # a side camera aims a little to its own side of the mouth
+#: Eye cameras aim at the eye opening a little above the cornea's centre (not at the eyeball's centre, which a camera
+#: below the eye sees through the lower lid), so the lids and the brow's lower edge are in view.
+_EYE_AIM_LEFT = (31.5, 1.5, -3.0)
 
 
 def _mirror(point: tuple[float, float, float], side: str) -> tuple[float, float, float]:
@@ -95,7 +98,7 @@ def _pair(
 
 
 def _eye_pairs(position_left: tuple[float, float, float], lens: LensSpec, size: int, fps: float, suffix: str = ""):
-    return _pair("eye", position_left, REFERENCE_FACE["eye_center_L"], lens, size, fps, suffix)
+    return _pair("eye", position_left, _EYE_AIM_LEFT, lens, size, fps, suffix)
 
 
 def _cup_ring_leds(count: int = 6, radius: float = 23.0) -> list[LedSpec]:
@@ -181,8 +184,8 @@ def _refa_embedded() -> list[CameraSpec]:
 def _quest_embedded() -> list[CameraSpec]:
     fps = 72.0
     return [
-        *_eye_pairs((30.0, -26.0, 15.5), _pinhole(90.0), 400, fps),
-        *_pair("mouth", (40.0, -43.0, 27.5), _MOUTH_AIM_LEFT, _fisheye(150.0), 400, fps),
+        *_eye_pairs((30.0, -26.0, 15.5), _pinhole(85.0), 400, fps),
+        *_pair("mouth", (40.0, -43.0, 27.5), _MOUTH_AIM_LEFT, _fisheye(120.0), 400, fps),
     ]
 
 
