@@ -3,15 +3,23 @@ the WebSocket stream (messages, limits, token), and recordings to JSONL / CSV.""
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
+from PIL import Image
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import ThreadingOSCUDPServer
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
 
 from egoface.face.names import expression_vector
 from egoface.runtime.osc import (
@@ -25,6 +33,7 @@ from egoface.runtime.osc import (
 )
 from egoface.runtime.record import OutputRecorder, csv_columns, read_records
 from egoface.runtime.result import TrackResult
+from egoface.runtime.server import ViewerOptions, ViewerServer, is_loopback
 
 
 def make_result(frame: int = 0, **values: float) -> TrackResult:
@@ -50,7 +59,7 @@ class OscReceiver:
         dispatcher.set_default_handler(lambda address, *args: self.received.append((address, args)))
         self.server = ThreadingOSCUDPServer(("127.0.0.1", 0), dispatcher)
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def wait_for(self, count: int, timeout: float = 5.0) -> dict[str, tuple[object, ...]]:
@@ -193,3 +202,107 @@ def test_recorder_crash_leaves_complete_lines_and_names_in_other_standards(tmp_p
         OutputRecorder(tmp_path / "out.txt")
     with pytest.raises(ValueError, match="unknown expression standard 'blender'"):
         OutputRecorder(tmp_path / "out.csv", standard="blender")
+
+
+# --- WebSocket stream -----------------------------------------------------------------------------------------
+
+
+def stream_frames(server: ViewerServer, count: int, cameras: dict[str, np.ndarray] | None = None) -> None:
+    for frame in range(count):
+        server.publish(make_result(frame, jawOpen=(frame % 10) / 10), cameras)
+        time.sleep(1 / 200)
+
+
+def next_message(ws, kind: str = "frame", timeout: float = 5.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = json.loads(ws.recv(timeout=timeout))
+        if message["type"] == kind:
+            return message
+    raise AssertionError(f"no {kind!r} message in {timeout} s")
+
+
+def test_viewer_options_bind_loopback_unless_flag_and_token():
+    assert ViewerOptions().host == "127.0.0.1"
+    assert is_loopback("localhost") and is_loopback("::1") and is_loopback("127.0.0.2")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
+    with pytest.raises(ValueError, match="allow-remote flag"):
+        ViewerOptions(host="0.0.0.0", token="x" * 32)
+    with pytest.raises(ValueError, match="token of 16 characters"):
+        ViewerOptions(host="0.0.0.0", allow_remote=True)
+    with pytest.raises(ValueError, match="token of 16 characters"):
+        ViewerOptions(host="0.0.0.0", allow_remote=True, token="short")
+    assert ViewerOptions(host="0.0.0.0", allow_remote=True, token="x" * 16).allow_remote
+
+
+def test_stream_sends_frames_with_values_and_camera_thumbnails():
+    image = np.tile(np.linspace(0, 255, 96).astype(np.uint8), (96, 1))  # (96, 96) horizontal gradient
+    with ViewerServer(ViewerOptions(port=0, face_hz=0, camera_hz=50, thumbnail_px=48)) as server:
+        page = urllib.request.urlopen(server.url, timeout=5)
+        assert page.headers["Content-Type"].startswith("text/html") and b"viewer.js" in page.read()
+        assert b"new WebSocket" in urllib.request.urlopen(server.url + "viewer.js", timeout=5).read()
+        with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+            assert next_message(ws, "hello")["commands"] == ["recenter"]
+            stream_frames(server, 30, {"eye_left": image})
+            message = next_message(ws)
+            while "cameras" not in message:
+                message = next_message(ws)
+    assert message["frame"] > 0 and message["fps"] > 0
+    assert message["expressions"]["jawOpen"] == pytest.approx((message["frame"] % 10) / 10, abs=1e-4)
+    assert len(message["expressions"]) == 53
+    assert message["confidence"] == {"eyes": 1.0, "upper_face": 0.9, "lower_face": 0.5}
+    assert message["gaze"] == [[10.0, 5.0], [-20.0, -15.0]]
+    header, data = message["cameras"]["eye_left"].split(",", 1)
+    assert header == "data:image/jpeg;base64"
+    thumbnail = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))))
+    assert thumbnail.shape == (48, 48)
+    assert thumbnail[:, -4:].mean() > thumbnail[:, :4].mean() + 100  # still a left-to-right gradient
+
+
+def test_bad_websocket_messages_are_rejected_and_counted_and_the_server_keeps_going():
+    commands: list[str] = []
+    options = ViewerOptions(port=0, face_hz=0, camera_hz=0, max_message_bytes=256)
+    with ViewerServer(options, on_command=commands.append) as server:
+        url = f"ws://127.0.0.1:{server.port}/ws"
+        with connect(url) as ws:
+            next_message(ws, "hello")
+            for bad in ("not json", "[1, 2]", '{"type": "command", "command": "shutdown"}', "x" * 1000, b"\x00\x01"):
+                ws.send(bad)
+                assert next_message(ws, "error")["reason"] in ("malformed", "unknown", "oversized", "binary")
+            ws.send(json.dumps({"type": "ping"}))
+            assert next_message(ws, "pong") == {"type": "pong"}
+            ws.send(json.dumps({"type": "command", "command": "recenter"}))
+            assert next_message(ws, "done")["command"] == "recenter"
+        with connect(url, max_size=None) as ws:  # over the 64 KiB protocol limit: the server closes this one
+            next_message(ws, "hello")
+            ws.send("y" * 100_000)
+            with pytest.raises(ConnectionClosed):
+                for _ in range(10):
+                    ws.recv(timeout=5)
+        with connect(url) as ws:  # and still serves new pages and frames
+            next_message(ws, "hello")
+            stream_frames(server, 5)
+            assert next_message(ws)["rejected"]["oversized"] == 2
+    assert commands == ["recenter"]
+    assert server.rejected == {
+        "binary": 1, "oversized": 2, "malformed": 2, "unknown": 1, "failed": 0, "unauthorized": 0
+    }  # fmt: skip
+
+
+def test_token_is_required_on_page_and_websocket():
+    token = "0123456789abcdef0123"
+    with ViewerServer(ViewerOptions(port=0, token=token, face_hz=0)) as server:
+        base = f"http://127.0.0.1:{server.port}/"
+        for url in (base, base + "?token=wrong"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(url, timeout=5)
+            assert refused.value.code == 403
+            refused.value.close()
+        assert server.url == f"{base}?token={token}"
+        assert urllib.request.urlopen(server.url, timeout=5).status == 200
+        with pytest.raises(InvalidStatus) as refused_ws:
+            connect(f"ws://127.0.0.1:{server.port}/ws?token=wrong")
+        assert refused_ws.value.response.status_code == 403
+        with connect(f"ws://127.0.0.1:{server.port}/ws?token={token}") as ws:
+            assert next_message(ws, "hello")["type"] == "hello"
+    assert server.rejected["unauthorized"] == 3
