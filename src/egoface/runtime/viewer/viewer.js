@@ -20,7 +20,7 @@ function drawBars(canvas, rows, columns, color) {
   const perColumn = Math.ceil(rows.length / columns);
   const columnWidth = canvas.width / columns;
   const rowHeight = Math.min(22, canvas.height / perColumn);
-  const labelWidth = Math.min(118, columnWidth * 0.55);
+  const labelWidth = Math.min(134, columnWidth * 0.55);
   ctx.font = `${Math.max(9, Math.min(12, rowHeight - 2))}px system-ui, sans-serif`;
   ctx.textBaseline = "middle";
   rows.forEach(([label, value], i) => {
@@ -42,9 +42,9 @@ function drawBars(canvas, rows, columns, color) {
 function drawGaze(canvas, gaze) {
   const ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, canvas.width, canvas.height);
-  const radius = canvas.height / 2 - 6;
+  const radius = canvas.height / 2 - 14;
   [["L", gaze[0], canvas.width * 0.72], ["R", gaze[1], canvas.width * 0.28]].forEach(([side, [yaw, pitch], cx]) => {
-    const cy = canvas.height / 2;
+    const cy = canvas.height / 2 - 7;
     ctx.strokeStyle = "#8b949e";
     ctx.beginPath();
     ctx.arc(cx, cy, radius, 0, 2 * Math.PI);
