@@ -1,0 +1,98 @@
+"""ONNX export: every registered image tracker exports, and ONNX Runtime agrees with eager torch (max abs difference
+<= 1e-4 on every output, the features included); the file carries the metadata the runtime reads; keypoint models
+are refused; MACs are counted; feature statistics score training-like features near 1 and outliers far above."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from egoface.face.names import EXPRESSION_NAMES
+from egoface.models import create_model, list_models
+from egoface.runtime.export import METADATA_KEYS, OUTPUT_NAMES, count_macs, export_onnx
+from egoface.runtime.ood import FeatureStatistics
+from runtime_models import small_model
+
+IMAGE_MODELS = [name for name in list_models() if name != "flnet"]  # flnet reads keypoints, not images
+
+
+@pytest.mark.parametrize("name", IMAGE_MODELS)
+def test_onnx_matches_eager_torch(name: str, tmp_path) -> None:
+    model = small_model(name, size=40, width=0.25)
+    path = export_onnx(model, tmp_path / "model.onnx", name)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.randn(3, *model.input_shape, generator=torch.Generator().manual_seed(1))  # batch 3: dynamic axis
+    got = session.run(None, {"images": x.numpy()})
+    with torch.no_grad():
+        features = model.forward_features(x)
+        out = model.forward_head(features)
+    expected = [out.expression, out.free_expression, out.gaze, features]
+    assert [o.name for o in session.get_outputs()] == list(OUTPUT_NAMES)
+    for name_, a, b in zip(OUTPUT_NAMES, got, expected, strict=True):
+        assert a.shape == tuple(b.shape), name_
+        assert np.abs(a - b.numpy()).max() <= 1e-4, name_
+
+
+def test_metadata_describes_the_input(tmp_path) -> None:
+    model = small_model("refa_nano", size=40)
+    stats = FeatureStatistics.fit(np.random.default_rng(0).standard_normal((50, model.num_features)))
+    path = export_onnx(model, tmp_path / "m.onnx", "refa_nano", stats)
+    meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    assert set(meta) == set(METADATA_KEYS)
+    assert json.loads(meta["egoface.input_size"]) == [40, 40]
+    assert json.loads(meta["egoface.cameras"]) == list(model.config.cameras)
+    assert json.loads(meta["egoface.flipped_cameras"]) == ["eye_left", "mouth_left"]
+    assert json.loads(meta["egoface.normalization"]) == {"scale": 1 / 255, "mean": 0.5, "std": 0.25}
+    assert json.loads(meta["egoface.outputs"]) == list(OUTPUT_NAMES)
+    assert json.loads(meta["egoface.expression_names"]) == list(EXPRESSION_NAMES)
+    assert meta["egoface.model_name"] == "refa_nano"
+    restored = FeatureStatistics.from_json(meta["egoface.feature_statistics"])
+    np.testing.assert_allclose(restored.mean, stats.mean)
+    assert restored.threshold == stats.threshold
+    assert not list(tmp_path.glob(".*tmp*")), "the temporary export file was left behind"
+
+
+def test_keypoint_model_is_refused(tmp_path) -> None:
+    with pytest.raises(ValueError, match="only image models"):
+        export_onnx(create_model("flnet"), tmp_path / "f.onnx", "flnet")  # type: ignore[arg-type]
+
+
+def test_count_macs_counts_convolutions_and_linear_layers() -> None:
+    model = small_model("necknet", size=32)
+    macs = count_macs(model)
+    # by hand: every Conv2d and Linear, from their output sizes
+    expected = 0
+    hooks = []
+
+    def hook(module: torch.nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        nonlocal expected
+        if isinstance(module, torch.nn.Conv2d):
+            expected += output.numel() * module.weight[0].numel()
+        else:
+            assert isinstance(module, torch.nn.Linear)
+            expected += output.numel() * module.weight.shape[1]
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d | torch.nn.Linear):
+            hooks.append(module.register_forward_hook(hook))
+    with torch.no_grad():
+        model(torch.zeros(1, *model.input_shape))
+    assert macs == expected > 100_000
+    # MACs grow with the pixel count for a convolutional backbone
+    assert count_macs(small_model("necknet", size=64)) > 3 * macs
+
+
+def test_feature_statistics_separate_outliers() -> None:
+    rng = np.random.default_rng(0)
+    basis = rng.standard_normal((6, 40))
+    train = rng.standard_normal((500, 6)) @ basis + 0.05 * rng.standard_normal((500, 40))
+    stats = FeatureStatistics.fit(train, components=6)
+    inside = rng.standard_normal((200, 6)) @ basis + 0.05 * rng.standard_normal((200, 40))
+    outside = inside + 2.0 * rng.standard_normal((200, 40))  # off the training subspace
+    assert np.mean(stats.score(inside) > stats.threshold) < 0.02
+    assert np.all(stats.score(outside) > stats.threshold)
+    assert 0.5 < np.median(stats.score(inside)) < 2.0
