@@ -21,6 +21,7 @@ from pythonosc.osc_server import ThreadingOSCUDPServer
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from egoface.cli.track import TrackLoop, resolve_model
 from egoface.face.names import expression_vector
 from egoface.runtime.osc import (
     BABBLE_SHAPES,
@@ -34,6 +35,8 @@ from egoface.runtime.osc import (
 from egoface.runtime.record import OutputRecorder, csv_columns, read_records
 from egoface.runtime.result import TrackResult
 from egoface.runtime.server import ViewerOptions, ViewerServer, is_loopback
+from egoface.runtime.tracker import Tracker, TrackerOptions
+from runtime_models import exported
 
 
 def make_result(frame: int = 0, **values: float) -> TrackResult:
@@ -306,3 +309,44 @@ def test_token_is_required_on_page_and_websocket():
         with connect(f"ws://127.0.0.1:{server.port}/ws?token={token}") as ws:
             assert next_message(ws, "hello")["type"] == "hello"
     assert server.rejected["unauthorized"] == 3
+
+
+# --- the track loop with a real exported model ----------------------------------------------------------------
+
+
+def textured_frames(count: int, cameras: tuple[str, ...], rate_hz: float = 72.0):
+    """(frames, timestamp) pairs of IR-like textured images, different each frame."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:64, :64]
+    for frame in range(count):
+        base = 90 + 40 * np.sin((x + frame) / 7.0) * np.cos(y / 9.0) + 0.4 * x
+        images = {c: np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8) for c in cameras}
+        yield images, frame / rate_hz
+
+
+def test_track_loop_feeds_osc_viewer_and_recording(tmp_path, receiver):
+    with Tracker.create(TrackerOptions(exported())) as tracker:
+        recorder = OutputRecorder(tmp_path / "out.jsonl")
+        osc = OscSender([OscTarget("vrchat", "127.0.0.1", receiver.port)])
+        with ViewerServer(ViewerOptions(port=0, face_hz=0, camera_hz=0)) as viewer, osc, recorder:
+            lines: list[str] = []
+            loop = TrackLoop(tracker, osc=osc, viewer=viewer, recorder=recorder, status=lines.append)
+            loop.commands.put("recenter")  # as the viewer or the OSC listener would, from another thread
+            summary = loop.run(textured_frames(40, tracker.cameras), max_frames=30)
+    assert summary.frames == 30 and summary.commands == 1
+    assert len(summary.latency_ms) == len(summary.end_to_end_ms) == 30
+    assert all(e2e >= latency for e2e, latency in zip(summary.end_to_end_ms, summary.latency_ms, strict=True))
+    assert osc.sent == 60 and receiver.wait_for(60)  # 2 VRChat messages per frame
+    records = read_records(tmp_path / "out.jsonl")
+    assert [r["frame"] for r in records] == list(range(30))
+    report = summary.as_json(dropped=0)
+    assert report["fps"] > 0 and report["latency_ms_p50"] <= report["latency_ms_p99"]
+    assert set(report) >= {"frames", "fps", "latency_ms_p50", "latency_ms_p99", "end_to_end_ms_p99", "dropped"}
+
+
+def test_resolve_model_names_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"expected FILE\.onnx"):
+        resolve_model(str(tmp_path / "nothing.onnx"))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model.onnx").write_bytes(b"")
+    assert resolve_model(str(tmp_path / "run")) == tmp_path / "run" / "model.onnx"

@@ -223,14 +223,14 @@ class ViewerServer:
     # --- called by the tracking loop -------------------------------------------------------------------------
 
     def publish(self, result: TrackResult, cameras: Mapping[str, np.ndarray] | None = None) -> None:
-        """Make `result` (and the camera images it came from, name -> (H, W) uint8) the newest frame. Cheap: the
-        encoding and sending happen on the server thread."""
+        """Make `result` (and the camera images it came from, name -> (H, W) uint8 or None) the newest frame. Cheap:
+        the encoding and sending happen on the server thread."""
         now = time.monotonic()
         latest = self._latest
         with latest.lock:
             latest.result = result
-            if cameras is not None:
-                latest.cameras = dict(cameras)
+            if cameras is not None:  # a camera that gave no frame (None) keeps its last thumbnail
+                latest.cameras = {name: image for name, image in cameras.items() if image is not None}
             latest.sequence += 1
             latest.times.append(now)
             while latest.times and now - latest.times[0] > _FPS_WINDOW_S:

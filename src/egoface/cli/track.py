@@ -1,0 +1,246 @@
+"""`egoface track`: run an exported tracker on a source and send the results to OSC, the live viewer and a file.
+
+Each second a status line (frames per second, latency, failures, dropped frames) goes to stderr; at the end a
+summary (with `--json`, one JSON object on stdout: keys in README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from egoface.cli._common import console, print_json
+
+__all__ = ["TrackLoop", "TrackSummary", "register", "resolve_model"]
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("track", help="track faces live: OSC, live viewer, recording")
+    parser.add_argument("--source", required=True, help="where frames come from (see docs/runtime.md 'Sources')")
+    parser.add_argument("--model", default="default", help="an exported .onnx file, a run directory, or 'default'")
+    parser.add_argument("--profile", help="calibration profile name (created if missing, saved on exit)")
+    parser.add_argument("--profile-dir", help="where profiles live (default: the user's egoface profile folder)")
+    parser.add_argument(
+        "--osc",
+        action="append",
+        default=[],
+        metavar="KIND[:HOST:PORT]",
+        help="send OSC: babble (127.0.0.1:8888), vrchat or unified (127.0.0.1:9000); repeatable",
+    )
+    parser.add_argument("--osc-commands", type=int, metavar="PORT", help="accept /egoface/recenter on this UDP port")
+    parser.add_argument("--viewer", action="store_true", help="serve the live viewer (http://127.0.0.1:8765/)")
+    parser.add_argument("--viewer-host", default="127.0.0.1", help="viewer address (loopback unless allowed)")
+    parser.add_argument("--viewer-port", type=int, default=8765, help="viewer port (0: any free port)")
+    parser.add_argument(
+        "--viewer-allow-remote", action="store_true", help="allow a non-loopback --viewer-host (needs a token)"
+    )
+    parser.add_argument("--viewer-token", help="token for the viewer (made up and printed when remote and missing)")
+    parser.add_argument("--record", metavar="FILE", help="record the outputs to FILE.jsonl or FILE.csv")
+    parser.add_argument(
+        "--record-names", default="egoface", help="expression names in the recording: egoface|arkit|unified|movement"
+    )
+    parser.add_argument("--frames", type=int, help="stop after N frames (default: until the source ends or Ctrl-C)")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads")
+    parser.add_argument("--quiet", action="store_true", help="no per-second status lines")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(run=_run)
+
+
+def resolve_model(spec: str) -> Path:
+    """`.onnx` file, a run directory holding `model.onnx`, or `default` (the shipped model's `model.onnx`)."""
+    if spec == "default":
+        from egoface.models.files import shipped_model_path
+
+        path = shipped_model_path("default") / "model.onnx"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"the shipped default model has no exported model.onnx ({path}); pass --model FILE.onnx "
+                "(`egoface export --model RUN --out FILE.onnx`)"
+            )
+        return path
+    path = Path(spec)
+    if path.is_dir():
+        path = path / "model.onnx"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--model {spec}: no such .onnx file (expected FILE.onnx, RUN/ with model.onnx, default)"
+        )
+    return path
+
+
+@dataclass
+class TrackSummary:
+    """What a run measured. latency: inside `Tracker.track`; end to end: frame handed over -> last OSC datagram
+    sent (or the result out when there is no OSC target). Milliseconds."""
+
+    frames: int = 0
+    seconds: float = 0.0
+    latency_ms: list[float] = field(default_factory=list)
+    end_to_end_ms: list[float] = field(default_factory=list)
+    failure_frames: int = 0
+    held_frames: int = 0
+    commands: int = 0
+
+    def as_json(self, **extra: Any) -> dict[str, Any]:
+        def percentile(values: list[float], q: float) -> float | None:
+            return round(float(np.percentile(values, q)), 4) if values else None
+
+        return {
+            "frames": self.frames,
+            "seconds": round(self.seconds, 3),
+            "fps": round(self.frames / self.seconds, 2) if self.seconds > 0 else 0.0,
+            "latency_ms_p50": percentile(self.latency_ms, 50),
+            "latency_ms_p99": percentile(self.latency_ms, 99),
+            "end_to_end_ms_p50": percentile(self.end_to_end_ms, 50),
+            "end_to_end_ms_p99": percentile(self.end_to_end_ms, 99),
+            "failure_frames": self.failure_frames,
+            "held_frames": self.held_frames,
+            "commands": self.commands,
+            **extra,
+        }
+
+
+@dataclass
+class TrackLoop:
+    """Frames -> tracker -> OSC, viewer, recording. `commands`: names queued by the viewer or the OSC listener
+    (other threads); the loop runs them between frames, where the tracker is not busy."""
+
+    tracker: Any  # egoface.runtime.tracker.Tracker
+    osc: Any = None  # egoface.runtime.osc.OscSender
+    viewer: Any = None  # egoface.runtime.server.ViewerServer
+    recorder: Any = None  # egoface.runtime.record.OutputRecorder
+    status: Callable[[str], None] | None = None
+    commands: queue.SimpleQueue[str] = field(default_factory=queue.SimpleQueue)
+    summary: TrackSummary = field(default_factory=TrackSummary)
+
+    def run(self, source: Iterable[tuple[Any, float]], max_frames: int | None = None, dropped: Callable[[], int] = int):
+        """Track every (frames, timestamp) of `source` until it ends, `max_frames`, or Ctrl-C."""
+        summary = self.summary
+        start = last_status = time.perf_counter()
+        counted = (0, 0)  # frames and failure frames at the last status line
+        try:
+            for frames, timestamp in _limit(source, max_frames):
+                self._run_commands()
+                result = self._step(frames, timestamp)
+                now = time.perf_counter()
+                if self.status is not None and now - last_status >= 1.0:
+                    recent = summary.latency_ms[counted[0] :]
+                    line = (
+                        f"{now - start:6.1f} s  {len(recent) / (now - last_status):5.1f} fps  latency p50 "
+                        f"{np.median(recent):.2f} ms p99 {np.percentile(recent, 99):.2f} ms  failures "
+                        f"{summary.failure_frames - counted[1]}  dropped {dropped()}"
+                    )
+                    self.status(line + (f"  [{'; '.join(_failure_text(result.failures))}]" if result.failures else ""))
+                    last_status, counted = now, (summary.frames, summary.failure_frames)
+        except KeyboardInterrupt:
+            pass
+        summary.seconds = time.perf_counter() - start
+        return summary
+
+    def _step(self, frames: Any, timestamp: float) -> Any:
+        """One frame through the tracker and every output; returns the result."""
+        begin = time.perf_counter()
+        result = self.tracker.track(frames, timestamp)
+        if self.osc is not None:
+            self.osc.send(result)
+        summary = self.summary
+        summary.end_to_end_ms.append((time.perf_counter() - begin) * 1000.0)
+        summary.latency_ms.append(result.latency_ms)
+        summary.frames += 1
+        summary.failure_frames += bool(result.failures)
+        summary.held_frames += bool(result.held)
+        if self.viewer is not None:
+            cameras = frames if isinstance(frames, Mapping) else dict(zip(self.tracker.cameras, frames, strict=True))
+            self.viewer.publish(result, cameras)
+        if self.recorder is not None:
+            self.recorder.write(result)
+        return result
+
+    def _run_commands(self) -> None:
+        while True:
+            try:
+                command = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            if command == "recenter":
+                self.tracker.recenter()
+                self.summary.commands += 1
+
+
+def _limit(source: Iterable[tuple[Any, float]], max_frames: int | None) -> Iterator[tuple[Any, float]]:
+    for count, item in enumerate(source):
+        if max_frames is not None and count >= max_frames:
+            return
+        yield item
+
+
+def _failure_text(failures: dict[str, list[str]]) -> list[str]:
+    return [f"{camera}: {', '.join(names)}" for camera, names in failures.items()]
+
+
+def _run(args: argparse.Namespace) -> int:
+    from egoface.runtime.osc import OscCommandListener, OscSender, parse_osc_target
+    from egoface.runtime.record import OutputRecorder
+    from egoface.runtime.server import ViewerOptions, ViewerServer
+    from egoface.runtime.sources import open_source
+    from egoface.runtime.tracker import Tracker, TrackerOptions
+
+    if args.frames is not None and args.frames < 1:
+        raise ValueError(f"--frames must be at least 1, got {args.frames}")
+    targets = [parse_osc_target(spec) for spec in args.osc]  # checked before anything starts
+    token = args.viewer_token
+    if args.viewer and args.viewer_allow_remote and not token:
+        token = secrets.token_urlsafe(24)
+    viewer_options = ViewerOptions(args.viewer_host, args.viewer_port, args.viewer_allow_remote, token)
+    model = resolve_model(args.model)
+    with ExitStack() as stack:
+        options = TrackerOptions(model, threads=args.threads, profile=args.profile, profile_dir=args.profile_dir)
+        tracker = stack.enter_context(Tracker.create(options))
+        source = open_source(args.source, tracker.cameras)
+        stack.callback(source.close)
+        loop = TrackLoop(tracker, status=None if args.quiet else lambda line: console.print(line, highlight=False))
+        if targets:
+            loop.osc = stack.enter_context(OscSender(targets))
+            for target in targets:
+                console.print(f"OSC {target.kind} -> {target.host}:{target.port}")
+        listener = None
+        if args.osc_commands is not None:
+            listener = stack.enter_context(OscCommandListener(loop.commands.put, port=args.osc_commands))
+            console.print(f"OSC commands: /egoface/recenter on udp://{listener.host}:{listener.port}")
+        if args.viewer:
+            loop.viewer = stack.enter_context(ViewerServer(viewer_options, on_command=loop.commands.put))
+            console.print(f"viewer: {loop.viewer.url}")
+        if args.record:
+            loop.recorder = stack.enter_context(OutputRecorder(args.record, standard=args.record_names))
+        summary = loop.run(source, args.frames, dropped=lambda: int(getattr(source, "dropped", 0)))
+        report = summary.as_json(
+            model=str(model),
+            source=args.source,
+            cameras=list(tracker.cameras),
+            dropped=int(getattr(source, "dropped", 0)),
+            osc_datagrams=loop.osc.sent if loop.osc is not None else 0,
+            osc_errors=loop.osc.errors if loop.osc is not None else 0,
+            rejected_viewer=dict(loop.viewer.rejected) if loop.viewer is not None else {},
+            rejected_osc=dict(listener.rejected) if listener is not None else {},
+            record=args.record,
+        )
+    if args.json:
+        print_json(report)
+    else:
+        console.print(
+            f"{report['frames']} frames in {report['seconds']:.1f} s ({report['fps']:.1f} fps); latency p50 "
+            f"{report['latency_ms_p50']} ms p99 {report['latency_ms_p99']} ms; end to end p99 "
+            f"{report['end_to_end_ms_p99']} ms; failures in {report['failure_frames']} frames; "
+            f"dropped {report['dropped']}" + (f"; recorded to {args.record}" if args.record else ""),
+            highlight=False,
+        )
+    return 0
