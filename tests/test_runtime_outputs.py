@@ -139,6 +139,7 @@ def test_unified_avatar_parameters_received_on_loopback(receiver):
     assert got["/avatar/parameters/v2/EyeLeftY"][0] == pytest.approx(np.sin(np.radians(5)))
     assert got["/avatar/parameters/v2/EyeRightX"][0] > 0 > got["/avatar/parameters/v2/EyeRightY"][0]
     assert "/avatar/parameters/v2/TongueOut" not in got  # not modelled, not sent
+    assert len(got) == 57 + 1 + 4 + 2  # filled shapes, JawX, eye X/Y, lids
 
 
 def test_sender_counts_errors_instead_of_raising():
