@@ -217,7 +217,10 @@ def _run(args: argparse.Namespace) -> int:
             listener = stack.enter_context(OscCommandListener(loop.commands.put, port=args.osc_commands))
             console.print(f"OSC commands: /egoface/recenter on udp://{listener.host}:{listener.port}")
         if args.viewer:
-            loop.viewer = stack.enter_context(ViewerServer(viewer_options, on_command=loop.commands.put))
+            try:
+                loop.viewer = stack.enter_context(ViewerServer(viewer_options, on_command=loop.commands.put))
+            except OSError as error:  # most often: the port is taken
+                raise ValueError(f"--viewer: {error}; choose another --viewer-port (0: any free port)") from error
             console.print(f"viewer: {loop.viewer.url}")
         if args.record:
             loop.recorder = stack.enter_context(OutputRecorder(args.record, standard=args.record_names))
