@@ -37,12 +37,17 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
+import torch
 from PIL import Image
-from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from egoface.face import shared_face_model, surface_reflectance
+from egoface.face.appearance import Appearance
+from egoface.render.scene import Mesh, frontal_camera, render_view
+from egoface.render.sheets import studio_lights, tone_map
 from egoface.runtime.osc import COMMANDS
 from egoface.runtime.result import TrackResult
 
@@ -99,19 +104,11 @@ class ViewerOptions:
 class LiveFace:
     """Frontal, studio-lit renders of the default face model driven by expressions and gaze. size: pixels.
 
-    Loading the face model takes about 2 s (done on first use); a render about 20-60 ms on this CPU.
+    Loading the face model takes about 2 s; a render 20-60 ms on a 2-core CPU.
     """
 
     def __init__(self, size: int, model: str = "procedural") -> None:
-        import torch
-
-        from egoface.face import shared_face_model, surface_reflectance
-        from egoface.face.appearance import Appearance
-        from egoface.render.scene import frontal_camera
-        from egoface.render.sheets import studio_lights
-
         face_model = shared_face_model(model)
-        self._torch = torch
         self.rig = face_model.rig()
         reflectance = surface_reflectance(face_model, Appearance())
         self.albedo, self.specular = reflectance.albedo, reflectance.specular
@@ -121,10 +118,6 @@ class LiveFace:
 
     def render(self, expression: np.ndarray, gaze: np.ndarray) -> np.ndarray:
         """expression (53,) in [0, 1], gaze (2, 2) deg -> (size, size) uint8."""
-        from egoface.render.scene import Mesh, render_view
-        from egoface.render.sheets import tone_map
-
-        torch = self._torch
         with torch.no_grad():
             vertices = self.rig(
                 torch.from_numpy(np.asarray(expression, np.float32)[None]),
@@ -182,7 +175,6 @@ class ViewerServer:
         self._face_loading: asyncio.Task[LiveFace] | None = None
         self.face_error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: Server | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -256,7 +248,6 @@ class ViewerServer:
             max_size=_PROTOCOL_MAX_BYTES,
             ping_interval=None,
         ) as server:
-            self._server = server
             self.port = next(iter(server.sockets)).getsockname()[1]
             self._ready.set()
             if self.options.face_hz > 0:  # load the face model (about 2 s) while the first pages connect
