@@ -1,8 +1,8 @@
 """Tracker outputs and the heads that produce them.
 
-Every tracker returns a `TrackerOutput`: the 45 free expression coefficients in [0, 1] (sigmoid), per-eye gaze in
-degrees (tanh-scaled to +-`gaze_limit_deg`), and the 53-vector with the `eyeLook*` shapes computed from that gaze by
-`egoface.face.gaze.eye_look_from_gaze`. Name orders come from the model's `ModelConfig`.
+Every tracker returns a `TrackerOutput`: the 45 free expression coefficients in [0, 1] (`unit_interval`), per-eye
+gaze in degrees (tanh-scaled to +-`gaze_limit_deg`), and the 53-vector with the `eyeLook*` shapes computed from that
+gaze by `egoface.face.gaze.eye_look_from_gaze`. Name orders come from the model's `ModelConfig`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from egoface.face.gaze import eye_look_from_gaze
 from egoface.face.names import EYE_LOOK_NAMES
 from egoface.models.config import ModelConfig
 
-__all__ = ["ExpressionAssembler", "FreeGazeHead", "TrackerOutput", "mlp"]
+__all__ = ["ExpressionAssembler", "FreeGazeHead", "TrackerOutput", "mlp", "unit_interval"]
 
 
 class TrackerOutput(NamedTuple):
@@ -34,6 +34,17 @@ def mlp(in_features: int, hidden_features: int, out_features: int) -> nn.Sequent
     return nn.Sequential(
         nn.Linear(in_features, hidden_features), nn.ReLU(inplace=True), nn.Linear(hidden_features, out_features)
     )
+
+
+def unit_interval(x: torch.Tensor) -> torch.Tensor:
+    """Raw outputs -> [0, 1] by clamping, with the identity's gradient (straight-through).
+
+    Not a sigmoid: our coefficients are zero most of the time, and a sigmoid must be driven deep into saturation to
+    output zero, where its gradient vanishes, so L1-trained sigmoid heads stall at the median for thousands of steps.
+    The forward pass is a plain clamp (ONNX `Clip`); the backward pass lets a prediction below 0 or above 1 still be
+    pulled toward its target.
+    """
+    return x + (x.clamp(0.0, 1.0) - x).detach()
 
 
 class ExpressionAssembler(nn.Module):
@@ -65,6 +76,6 @@ class FreeGazeHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> TrackerOutput:
         raw = self.mlp(features)  # (B, 45 + 4)
-        free = torch.sigmoid(raw[:, : self.num_free])
+        free = unit_interval(raw[:, : self.num_free])
         gaze = self.gaze_limit_deg * torch.tanh(raw[:, self.num_free :]).unflatten(1, (2, 2))  # (B, 2, 2)
         return self.assemble(free, gaze)

@@ -17,7 +17,7 @@ from torch import nn
 
 from egoface.models.backbones import Backbone
 from egoface.models.config import SIDES, ModelConfig, camera_role, camera_side
-from egoface.models.heads import ExpressionAssembler, FreeGazeHead, TrackerOutput, mlp
+from egoface.models.heads import ExpressionAssembler, FreeGazeHead, TrackerOutput, mlp, unit_interval
 from egoface.models.registry import (
     backbone_from_config,
     get_backbone_config,
@@ -147,9 +147,9 @@ class RefaRegressor(TrackerModel):
         eyes = torch.stack([per_camera[:, i] for i in self._eye_index], dim=1)  # (B, 2, F), subject's left first
         eye_out = self.eye_mlp(eyes)  # (B, 2, S + 2)
         num_eye = len(self.config.eye_shapes)
-        eye_shapes = torch.sigmoid(eye_out[..., :num_eye]).flatten(1)  # (B, 2 * S): all of eye 0, then eye 1
+        eye_shapes = unit_interval(eye_out[..., :num_eye]).flatten(1)  # (B, 2 * S): all of eye 0, then eye 1
         gaze = self.config.gaze_limit_deg * torch.tanh(eye_out[..., num_eye:]) * self.gaze_sign  # (B, 2, 2)
-        face = torch.sigmoid(self.face_mlp(features))  # (B, 45 - 2 * S)
+        face = unit_interval(self.face_mlp(features))  # (B, 45 - 2 * S)
         free = torch.cat([face, eye_shapes], dim=1).index_select(1, self.free_order)  # (B, 45)
         return self.assemble(free, gaze)
 
