@@ -143,6 +143,8 @@ def test_unified_avatar_parameters_received_on_loopback(receiver):
 
 
 def test_sender_counts_errors_instead_of_raising():
+    with pytest.raises(ValueError, match=r"host 'no-such-host\.invalid' cannot be resolved"):
+        OscSender([OscTarget("babble", "no-such-host.invalid", 8888)])
     sender = OscSender([OscTarget("babble", "127.0.0.1", 9)])
     sender.close()  # sending on a closed socket fails on every datagram
     assert sender.send(make_result()) == 0

@@ -164,6 +164,13 @@ class _Encoder:
         return prefix + b"".join(osc_types.write_float(v) for v in values)
 
 
+def _resolve(target: OscTarget) -> tuple[str, int]:
+    try:
+        return socket.getaddrinfo(target.host, target.port, socket.AF_INET, socket.SOCK_DGRAM)[0][4][:2]
+    except OSError as error:
+        raise ValueError(f"OSC {target.kind} host {target.host!r} cannot be resolved ({error})") from error
+
+
 class OscSender:
     """Sends each result to one or more `OscTarget`s, one UDP datagram per OSC message.
 
@@ -175,7 +182,7 @@ class OscSender:
         self.targets = tuple(targets)
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._encoder = _Encoder()
-        self._addresses = {t: socket.getaddrinfo(t.host, t.port, socket.AF_INET)[0][4] for t in self.targets}
+        self._addresses = {target: _resolve(target) for target in self.targets}
         self.sent = 0
         self.errors = 0
 
