@@ -21,6 +21,7 @@ from pythonosc.osc_server import ThreadingOSCUDPServer
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from egoface.cli.main import main
 from egoface.cli.track import TrackLoop, resolve_model
 from egoface.face.names import expression_vector
 from egoface.runtime.osc import (
@@ -353,3 +354,24 @@ def test_resolve_model_names_what_is_missing(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "model.onnx").write_bytes(b"")
     assert resolve_model(str(tmp_path / "run")) == tmp_path / "run" / "model.onnx"
+
+
+def test_egoface_track_command_on_image_folders(tmp_path, receiver, capsys):
+    cameras = ("eye_left", "eye_right", "mouth_left", "mouth_right")
+    for frame_index, (images, _) in enumerate(textured_frames(6, cameras)):
+        for camera, image in images.items():
+            (tmp_path / camera).mkdir(exist_ok=True)
+            Image.fromarray(image).save(tmp_path / camera / f"{frame_index:04d}.png")
+    folders = ",".join(f"{camera}={tmp_path / camera}" for camera in cameras)
+    record = tmp_path / "out.csv"
+    argv = ["track", "--source", f"files:{folders}", "--model", str(exported()), "--frames", "5"]
+    argv += ["--osc", f"babble:127.0.0.1:{receiver.port}", "--record", str(record), "--json"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["frames"] == 5 and report["cameras"] == list(cameras) and report["dropped"] == 0
+    assert report["osc_datagrams"] == 5 * len(BABBLE_SHAPES) and report["osc_errors"] == 0
+    assert report["latency_ms_p50"] > 0 and report["end_to_end_ms_p99"] >= report["latency_ms_p50"]
+    assert len(read_records(record)) == 5
+    receiver.wait_for(5 * len(BABBLE_SHAPES))
+    assert main(["track", "--source", f"files:{folders}", "--model", str(exported()), "--osc", "arkit"]) == 2
+    assert "unknown convention 'arkit'" in capsys.readouterr().err

@@ -205,8 +205,8 @@ def _run(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         options = TrackerOptions(model, threads=args.threads, profile=args.profile, profile_dir=args.profile_dir)
         tracker = stack.enter_context(Tracker.create(options))
-        source = open_source(args.source, tracker.cameras)
-        stack.callback(source.close)
+        console.print(f"opening source {args.source} (a synthetic subject is rendered first: a few seconds)")
+        source = stack.enter_context(open_source(args.source))
         loop = TrackLoop(tracker, status=None if args.quiet else lambda line: console.print(line, highlight=False))
         if targets:
             loop.osc = stack.enter_context(OscSender(targets))
@@ -224,12 +224,13 @@ def _run(args: argparse.Namespace) -> int:
             console.print(f"viewer: {loop.viewer.url}")
         if args.record:
             loop.recorder = stack.enter_context(OutputRecorder(args.record, standard=args.record_names))
-        summary = loop.run(source, args.frames, dropped=lambda: int(getattr(source, "dropped", 0)))
+        frames = ((frame.select(tracker.cameras), frame.timestamp) for frame in source)
+        summary = loop.run(frames, args.frames, dropped=lambda: source.dropped)
         report = summary.as_json(
             model=str(model),
             source=args.source,
             cameras=list(tracker.cameras),
-            dropped=int(getattr(source, "dropped", 0)),
+            dropped=source.dropped,
             osc_datagrams=loop.osc.sent if loop.osc is not None else 0,
             osc_errors=loop.osc.errors if loop.osc is not None else 0,
             rejected_viewer=dict(loop.viewer.rejected) if loop.viewer is not None else {},
