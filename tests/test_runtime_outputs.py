@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from egoface.cli.main import main
-from egoface.cli.track import TrackLoop, resolve_model
+from egoface.cli.track import Histogram, TrackLoop, resolve_model
 from egoface.face.names import expression_vector
 from egoface.runtime.osc import (
     BABBLE_SHAPES,
@@ -338,14 +338,27 @@ def test_track_loop_feeds_osc_viewer_and_recording(tmp_path, receiver):
             loop.commands.put("recenter")  # as the viewer or the OSC listener would, from another thread
             summary = loop.run(textured_frames(40, tracker.cameras), max_frames=30)
     assert summary.frames == 30 and summary.commands == 1
-    assert len(summary.latency_ms) == len(summary.end_to_end_ms) == 30
-    assert all(e2e >= latency for e2e, latency in zip(summary.end_to_end_ms, summary.latency_ms, strict=True))
+    assert summary.latency.count == summary.end_to_end.count == 30
     assert osc.sent == 60 and receiver.wait_for(60)  # 2 VRChat messages per frame
     records = read_records(tmp_path / "out.jsonl")
     assert [r["frame"] for r in records] == list(range(30))
     report = summary.as_json(dropped=0)
     assert report["fps"] > 0 and report["latency_ms_p50"] <= report["latency_ms_p99"]
+    assert report["end_to_end_ms_p50"] >= report["latency_ms_p50"]  # end to end includes the tracker
     assert set(report) >= {"frames", "fps", "latency_ms_p50", "latency_ms_p99", "end_to_end_ms_p99", "dropped"}
+
+
+def test_histogram_percentiles_match_numpy_within_a_bin():
+    values = np.random.default_rng(0).gamma(2.0, 1.5, 5000)  # ms, a long right tail
+    histogram = Histogram()
+    for value in values:
+        histogram.add(float(value))
+    histogram.add(5000.0)  # beyond the last bin: counted there
+    everything = np.append(values, 5000.0)
+    for q in (50, 90, 99):
+        assert histogram.percentile(q) == pytest.approx(np.percentile(everything, q, method="higher"), abs=0.01)
+    assert histogram.percentile(100) == pytest.approx(1000.0, abs=0.01)
+    assert Histogram().percentile(50) is None
 
 
 def test_resolve_model_names_what_is_missing(tmp_path):

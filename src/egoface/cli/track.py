@@ -7,6 +7,7 @@ summary (with `--json`, one JSON object on stdout: keys in README.md).
 from __future__ import annotations
 
 import argparse
+import math
 import queue
 import secrets
 import time
@@ -20,7 +21,7 @@ import numpy as np
 
 from egoface.cli._common import console, print_json
 
-__all__ = ["TrackLoop", "TrackSummary", "register", "resolve_model"]
+__all__ = ["Histogram", "TrackLoop", "TrackSummary", "register", "resolve_model"]
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -77,6 +78,30 @@ def resolve_model(spec: str) -> Path:
     return path
 
 
+class Histogram:
+    """Millisecond values counted in fixed bins (0.01 ms wide up to 1 s; the last bin holds everything above):
+    percentiles to within a bin in constant memory, however long the run."""
+
+    BIN_MS = 0.01
+    BINS = 100_000
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(self.BINS, dtype=np.int64)
+        self.count = 0
+
+    def add(self, value_ms: float) -> None:
+        self.counts[min(int(value_ms / self.BIN_MS), self.BINS - 1)] += 1
+        self.count += 1
+
+    def percentile(self, q: float) -> float | None:
+        """The q-th percentile (nearest rank), the centre of its bin, ms; None when empty."""
+        if self.count == 0:
+            return None
+        rank = max(1, math.ceil(q / 100.0 * self.count))
+        index = int(np.searchsorted(np.cumsum(self.counts), rank))
+        return round((index + 0.5) * self.BIN_MS, 3)
+
+
 @dataclass
 class TrackSummary:
     """What a run measured. latency: inside `Tracker.track`; end to end: frame handed over -> last OSC datagram
@@ -84,24 +109,21 @@ class TrackSummary:
 
     frames: int = 0
     seconds: float = 0.0
-    latency_ms: list[float] = field(default_factory=list)
-    end_to_end_ms: list[float] = field(default_factory=list)
+    latency: Histogram = field(default_factory=Histogram)
+    end_to_end: Histogram = field(default_factory=Histogram)
     failure_frames: int = 0
     held_frames: int = 0
     commands: int = 0
 
     def as_json(self, **extra: Any) -> dict[str, Any]:
-        def percentile(values: list[float], q: float) -> float | None:
-            return round(float(np.percentile(values, q)), 4) if values else None
-
         return {
             "frames": self.frames,
             "seconds": round(self.seconds, 3),
             "fps": round(self.frames / self.seconds, 2) if self.seconds > 0 else 0.0,
-            "latency_ms_p50": percentile(self.latency_ms, 50),
-            "latency_ms_p99": percentile(self.latency_ms, 99),
-            "end_to_end_ms_p50": percentile(self.end_to_end_ms, 50),
-            "end_to_end_ms_p99": percentile(self.end_to_end_ms, 99),
+            "latency_ms_p50": self.latency.percentile(50),
+            "latency_ms_p99": self.latency.percentile(99),
+            "end_to_end_ms_p50": self.end_to_end.percentile(50),
+            "end_to_end_ms_p99": self.end_to_end.percentile(99),
             "failure_frames": self.failure_frames,
             "held_frames": self.held_frames,
             "commands": self.commands,
@@ -121,26 +143,28 @@ class TrackLoop:
     status: Callable[[str], None] | None = None
     commands: queue.SimpleQueue[str] = field(default_factory=queue.SimpleQueue)
     summary: TrackSummary = field(default_factory=TrackSummary)
+    _recent_ms: list[float] = field(default_factory=list, init=False)  # latencies since the last status line
 
     def run(self, source: Iterable[tuple[Any, float]], max_frames: int | None = None, dropped: Callable[[], int] = int):
         """Track every (frames, timestamp) of `source` until it ends, `max_frames`, or Ctrl-C."""
         summary = self.summary
         start = last_status = time.perf_counter()
-        counted = (0, 0)  # frames and failure frames at the last status line
+        failures_before = 0  # at the last status line
         try:
             for frames, timestamp in _limit(source, max_frames):
                 self._run_commands()
                 result = self._step(frames, timestamp)
                 now = time.perf_counter()
                 if self.status is not None and now - last_status >= 1.0:
-                    recent = summary.latency_ms[counted[0] :]
+                    recent = self._recent_ms
                     line = (
                         f"{now - start:6.1f} s  {len(recent) / (now - last_status):5.1f} fps  latency p50 "
                         f"{np.median(recent):.2f} ms p99 {np.percentile(recent, 99):.2f} ms  failures "
-                        f"{summary.failure_frames - counted[1]}  dropped {dropped()}"
+                        f"{summary.failure_frames - failures_before}  dropped {dropped()}"
                     )
                     self.status(line + (f"  [{'; '.join(_failure_text(result.failures))}]" if result.failures else ""))
-                    last_status, counted = now, (summary.frames, summary.failure_frames)
+                    last_status, failures_before = now, summary.failure_frames
+                    recent.clear()
         except KeyboardInterrupt:
             pass
         summary.seconds = time.perf_counter() - start
@@ -153,8 +177,9 @@ class TrackLoop:
         if self.osc is not None:
             self.osc.send(result)
         summary = self.summary
-        summary.end_to_end_ms.append((time.perf_counter() - begin) * 1000.0)
-        summary.latency_ms.append(result.latency_ms)
+        summary.end_to_end.add((time.perf_counter() - begin) * 1000.0)
+        summary.latency.add(result.latency_ms)
+        self._recent_ms.append(result.latency_ms)
         summary.frames += 1
         summary.failure_frames += bool(result.failures)
         summary.held_frames += bool(result.held)
