@@ -1,4 +1,7 @@
-"""`egoface bench render|generate`: speed measured as medians of several runs, reference and target beside it."""
+"""`egoface bench render|generate`: speed measured as medians of several runs, reference and target beside it.
+
+`bench train`, `bench latency` and `bench soak` are registered by their command modules (train, runtime).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import tempfile
 
 from rich.console import Console
 
-from egoface.cli import train
+from egoface.cli import runtime, train
 from egoface.cli._common import console, print_json
 
 #: bench generate's target (issue: at least 60 frames/s for 4 cameras at 192x192 with 2 workers).
@@ -30,6 +33,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     generate.add_argument("--json", action="store_true", help="print JSON")
     generate.set_defaults(run=_generate)
     train.register_bench(bench)
+    runtime.register_bench(bench)
 
 
 def _render(args: argparse.Namespace) -> int:

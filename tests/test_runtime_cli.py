@@ -1,0 +1,86 @@
+"""Runtime commands: `egoface export` writes an ONNX file the tracker opens (with --data, feature statistics that
+turn on OOD detection); `egoface enroll` captures the prompted anchors from a source into a profile; `bench latency`
+and `bench soak` print their documented JSON keys; a missing shipped model fails with exit status 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from egoface.cli.main import main
+from egoface.data import DatasetStore
+from egoface.models import save_model
+from egoface.runtime.calibration import ProfileStore
+from egoface.runtime.tracker import Tracker, TrackerOptions
+from runtime_models import exported, small_model
+from test_data_helpers import make_recording
+
+LATENCY_KEYS = {
+    "latency_ms_p50", "latency_ms_p99", "flops_per_frame", "bound_ms", "ratio_to_bound", "end_to_end_ms_p99",
+}  # fmt: skip
+
+
+def test_export_with_feature_statistics(tmp_path, capsys) -> None:
+    save_model(small_model("refa_nano", 32), tmp_path / "run" / "model.pt", step=1)
+    store = tmp_path / "store"
+    DatasetStore(store).write_recording(make_recording(frames=40, size=(24, 32)))
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--model", str(tmp_path / "run"), "--out", str(out), "--data", str(store), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["ood"] is True and result["feature_frames"] == 40 and result["input_size"] == [32, 32]
+    with Tracker.create(TrackerOptions(out)) as tracker:
+        assert tracker.statistics is not None and tracker.ood_note is None
+    assert main(["export", "--model", str(tmp_path / "run"), "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ood"] is False
+    with Tracker.create(TrackerOptions(out)) as tracker:
+        assert tracker.statistics is None and "export with --data" in (tracker.ood_note or "")
+
+
+def test_export_without_a_model_fails_clearly(tmp_path, capsys) -> None:
+    assert main(["export", "--model", str(tmp_path / "nothing"), "--out", str(tmp_path / "m.onnx")]) == 2
+    assert "no trained model" in capsys.readouterr().err
+
+
+def test_enroll_saves_the_prompted_anchors(tmp_path, capsys) -> None:
+    store = tmp_path / "store"
+    DatasetStore(store).write_recording(make_recording(frames=40, domain="unlabeled"))
+    argv = [
+        "enroll", "--source", f"store:{store}", "--profile", "alice", "--model", str(exported()),
+        "--anchors", "neutral,big_smile", "--frames", "5", "--countdown", "0", "--profiles", str(tmp_path / "p"),
+        "--json",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["anchors"] == {"neutral": 5, "big_smile": 5} and result["neutral"] is True
+    assert "Smile as widely as you can" in captured.err  # the prompt
+    profile = ProfileStore(tmp_path / "p").load("alice")
+    assert profile.model == "refa_nano" and profile.neutral is not None
+    assert profile.anchors["big_smile"].features.shape == (4 * small_model().feature_dim,)
+    assert not np.allclose(profile.anchors["neutral"].features, profile.anchors["big_smile"].features)
+    bad = argv[:]
+    bad[bad.index("neutral,big_smile")] = "neutral,wink"
+    assert main(bad) == 2 and "unknown anchors ['wink']" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_latency_json(capsys) -> None:
+    assert main(["bench", "latency", "--model", "refa_nano", "--frames", "30", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) >= LATENCY_KEYS and set(result["native"]) >= LATENCY_KEYS
+    assert result["input_size"] == [192, 192] and result["cameras"] == 4
+    assert result["bound_ms"] > 0 and result["ratio_to_bound"] == pytest.approx(
+        result["latency_ms_p50"] / result["bound_ms"]
+    )
+    assert result["native"]["input_size"] == [192, 192]  # refa_nano's own input size
+
+
+@pytest.mark.slow
+def test_bench_soak_small(capsys) -> None:
+    argv = ["bench", "soak", "--model", str(exported()), "--frames", "150", "--size", "32", "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["outputs"] + result["dropped"] == 150
+    assert result["dropped"] == 0 and result["rss_growth_mb"] < 20
