@@ -28,8 +28,7 @@ from egoface.face.appearance import glasses_geometry, surface_reflectance
 from egoface.face.rig import sample_idiosyncrasies
 from egoface.headset import DonningModel, HeadsetRig, rig_to_dict
 from egoface.render.cameras import Camera
-from egoface.render.raster import Fragments
-from egoface.render.scene import Mesh, render_scene
+from egoface.render.scene import Mesh, RenderedView, render_scenes
 from egoface.render.sensor import AutoExposure, SensorModel, cover_camera, hand_in_view, sense
 
 __all__ = ["CaptureSettings", "SubjectPlan", "record_subject"]
@@ -134,13 +133,12 @@ def record_subject(
                 )
                 lenses = Mesh.uniform(pose.apply(glasses.lens_vertices), glasses.lens_triangles, 0.0, _GLASSES_SPECULAR)
             mesh = Mesh.concatenate(parts + static_parts)
-            landmarks = mesh.vertices[landmark_ids]
-            for name, camera in cameras.items():
-                view = render_scene(mesh, camera, lights, lenses, ambient=float(ambient[frame]))
+            views = render_scenes(mesh, list(cameras.values()), lights, lenses, ambient=float(ambient[frame]))
+            for (name, camera), view in zip(cameras.items(), views, strict=True):
                 empty = view.fragments.triangle_id < 0
                 radiance = np.where(empty, backgrounds[name] * ambient[frame], view.radiance)
                 images[name][frame] = sensors[name].capture(radiance)
-                keypoints[name][frame], visibility[name][frame] = _keypoints(camera, landmarks, view.fragments)
+                keypoints[name][frame], visibility[name][frame] = _keypoints(camera, view, landmark_ids)
             if on_frame is not None:
                 on_frame(frame + 1, num_frames)
     ood = _out_of_distribution_events(images, script.segment_table(), settings.ood_rate, rng)
@@ -227,17 +225,17 @@ def _background(camera: Camera, rng: np.random.Generator) -> np.ndarray:
     return 0.1 + 0.6 * noise
 
 
-def _keypoints(camera: Camera, points: np.ndarray, fragments: Fragments) -> tuple[np.ndarray, np.ndarray]:
-    """points (L, 3) headset frame -> pixels (L, 2) and visibility (L,): in front of the lens, inside the image, and
-    its pixel shows the point's own surface (depth within a small tolerance: not hidden behind another surface, not
-    off the silhouette's edge)."""
-    projection = camera.project(points)
-    pixels = projection.pixels.astype(np.float32)
+def _keypoints(camera: Camera, view: RenderedView, vertex_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mesh vertices `vertex_ids` (L,) in a view -> pixels (L, 2) and visibility (L,): in front of the lens,
+    inside the image, and its pixel shows the point's own surface (depth within a small tolerance: not hidden
+    behind another surface, not off the silhouette's edge)."""
+    pixels = view.projection.pixels[vertex_ids].astype(np.float32)
+    depth, valid = view.projection.depth[vertex_ids], view.projection.valid[vertex_ids]
     column, row = np.rint(pixels[:, 0]).astype(int), np.rint(pixels[:, 1]).astype(int)
-    inside = projection.valid & (column >= 0) & (column < camera.width) & (row >= 0) & (row < camera.height)
-    visible = np.zeros(len(points), bool)
-    surface = fragments.depth[row[inside], column[inside]]
-    visible[inside] = np.abs(surface - projection.depth[inside]) <= _KEYPOINT_DEPTH_TOLERANCE_MM
+    inside = valid & (column >= 0) & (column < camera.width) & (row >= 0) & (row < camera.height)
+    visible = np.zeros(len(vertex_ids), bool)
+    surface = view.fragments.depth[row[inside], column[inside]]
+    visible[inside] = np.abs(surface - depth[inside]) <= _KEYPOINT_DEPTH_TOLERANCE_MM
     return np.nan_to_num(pixels, nan=-1.0, posinf=-1.0, neginf=-1.0), visible
 
 

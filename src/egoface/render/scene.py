@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from egoface.render.cameras import Camera, pinhole_for_fov
+from egoface.render.cameras import Camera, Projection, pinhole_for_fov
 from egoface.render.differentiable import shade_torch
 from egoface.render.raster import Fragments, _rasterize_fast, check_triangles, rasterize_reference
 from egoface.render.shading import (
@@ -22,6 +22,7 @@ from egoface.render.shading import (
     PointLight,
     _shade_fast,
     _vertex_normals_kernel,
+    pack_lights,
     vertex_normals,
 )
 
@@ -32,6 +33,7 @@ __all__ = [
     "frontal_camera",
     "plane_grid",
     "render_scene",
+    "render_scenes",
     "render_view",
     "render_view_reference",
     "render_view_with_lenses",
@@ -117,16 +119,22 @@ def render_view(
     timings: if given, the seconds spent in each stage are added to it under `project`, `rasterize`, `normals`,
     `shade`.
     """
-    return _render_fast(mesh, camera, lights, ambient, shininess, timings)[0]
+    clock = time.perf_counter()
+    normals = _normals(mesh)
+    if timings is not None:
+        timings["normals"] = timings.get("normals", 0.0) + time.perf_counter() - clock
+    return _render_fast(mesh, normals, camera, pack_lights(lights), ambient, shininess, timings)[0]
 
 
 @dataclass(frozen=True)
 class RenderedView:
     """One rendered view. radiance: (H, W) float32; fragments: the opaque surface's (triangle ids, barycentrics,
-    depth in mm from the camera centre), e.g. to test whether a projected point is hidden."""
+    depth in mm from the camera centre), e.g. to test whether a projected point is hidden; projection: the opaque
+    mesh's vertices projected by the camera (numpy), e.g. to place keypoints that are mesh vertices."""
 
     radiance: np.ndarray
     fragments: Fragments
+    projection: Projection[np.ndarray]
 
 
 def render_scene(
@@ -143,14 +151,37 @@ def render_scene(
     Where a lens is in front of the opaque surface the pixel is `transmission` * what is behind plus the lens's own
     shading (flat-shaded, both sides; with albedo ~0 this is the LED glints on the glass).
     """
+    return render_scenes(mesh, [camera], lights, lenses, ambient, shininess, transmission)[0]
+
+
+def render_scenes(
+    mesh: Mesh,
+    cameras: Sequence[Camera],
+    lights: Sequence[PointLight],
+    lenses: Mesh | None = None,
+    ambient: float = 0.02,
+    shininess: float = DEFAULT_SHININESS,
+    transmission: float = 0.9,
+) -> list[RenderedView]:
+    """`render_scene` for every camera of a rig at one instant, in the order of `cameras`: the vertex normals, the
+    lenses' flat mesh and the lights are prepared once and shared by all cameras."""
     if not 0.0 <= transmission <= 1.0:
         raise ValueError(f"transmission must be in [0, 1], got {transmission}")
-    image, fragments = _render_fast(mesh, camera, lights, ambient, shininess)
-    if lenses is not None:
-        glass, glass_fragments = _render_fast(lenses.flat(), camera, lights, ambient, shininess, cull_backfaces=False)
-        in_front = glass_fragments.depth < fragments.depth
-        image = np.where(in_front, transmission * image + glass, image).astype(np.float32)
-    return RenderedView(radiance=image, fragments=fragments)
+    packed_lights = pack_lights(lights)
+    normals = _normals(mesh)
+    glass = None if lenses is None else lenses.flat()
+    glass_normals = None if glass is None else _normals(glass)
+    views = []
+    for camera in cameras:
+        image, fragments, projection = _render_fast(mesh, normals, camera, packed_lights, ambient, shininess)
+        if glass is not None and glass_normals is not None:
+            glass_image, glass_fragments, _ = _render_fast(
+                glass, glass_normals, camera, packed_lights, ambient, shininess, cull_backfaces=False
+            )
+            in_front = glass_fragments.depth < fragments.depth
+            image = np.where(in_front, transmission * image + glass_image, image).astype(np.float32)
+        views.append(RenderedView(radiance=image, fragments=fragments, projection=projection))
+    return views
 
 
 def render_view_with_lenses(
@@ -166,16 +197,25 @@ def render_view_with_lenses(
     return render_scene(mesh, camera, lights, lenses, ambient, shininess, transmission).radiance
 
 
+def _normals(mesh: Mesh) -> np.ndarray:
+    """(V, 3) float32 unit vertex normals of a (checked) mesh."""
+    normals = np.empty_like(mesh.vertices)
+    _vertex_normals_kernel(mesh.vertices, mesh.triangles, normals)
+    return normals
+
+
 def _render_fast(
     mesh: Mesh,
+    normals: np.ndarray,
     camera: Camera,
-    lights: Sequence[PointLight],
+    packed_lights: tuple[np.ndarray, np.ndarray],
     ambient: float,
     shininess: float,
     timings: dict[str, float] | None = None,
     cull_backfaces: bool = True,
-) -> tuple[np.ndarray, Fragments]:
-    """`render_view`, also returning the fragments."""
+) -> tuple[np.ndarray, Fragments, Projection[np.ndarray]]:
+    """One view of `mesh` with its `normals` (`_normals`) under `pack_lights` arrays -> (radiance, fragments,
+    projection of the vertices)."""
     clock = [time.perf_counter()]
 
     def lap(stage: str) -> None:
@@ -183,21 +223,19 @@ def _render_fast(
         if timings is not None:
             timings[stage] = timings.get(stage, 0.0) + clock[-1] - clock[-2]
 
-    pixels, depth, valid = camera.project_unchecked(torch.from_numpy(mesh.vertices))  # a Mesh is checked already
-    lap("project")
+    projection = Projection(*(tensor.numpy() for tensor in camera.project_unchecked(torch.from_numpy(mesh.vertices))))
+    lap("project")  # (a Mesh is checked already)
     fragments = _rasterize_fast(
-        pixels.numpy(), depth.numpy(), valid.numpy(), mesh.triangles, camera.width, camera.height, cull_backfaces
-    )
+        projection.pixels, projection.depth, projection.valid, mesh.triangles, camera.width, camera.height,
+        cull_backfaces,
+    )  # fmt: skip
     lap("rasterize")
-    normals = np.empty_like(mesh.vertices)
-    _vertex_normals_kernel(mesh.vertices, mesh.triangles, normals)
-    lap("normals")
     image = _shade_fast(
-        fragments, mesh.vertices, mesh.triangles, normals, mesh.albedo, mesh.specular, lights, camera.center,
+        fragments, mesh.vertices, mesh.triangles, normals, mesh.albedo, mesh.specular, packed_lights, camera.center,
         ambient, shininess,
     )  # fmt: skip
     lap("shade")
-    return image, fragments
+    return image, fragments, projection
 
 
 def render_view_reference(

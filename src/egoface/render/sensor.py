@@ -14,9 +14,11 @@ Two sensor models stand for the two domains: `SYNTHETIC_SENSOR` (the training re
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 from scipy.ndimage import gaussian_filter
 
 __all__ = [
@@ -104,18 +106,41 @@ def sense(
         light = (1.0 - motion_blur) * light + motion_blur * previous_radiance
     if sensor.blur_sigma_px > 0:
         light = gaussian_filter(light, sensor.blur_sigma_px, mode="nearest")
-    light *= _vignetting(light.shape, sensor.vignetting)
-    if sensor.fixed_pattern > 0:
-        light *= _fixed_pattern(light.shape, sensor.fixed_pattern)
-    electrons = light * exposure
-    electrons = electrons + np.sqrt(electrons) * rng.standard_normal(light.shape)  # shot noise
-    electrons = np.minimum(electrons, sensor.full_well)  # the well clips the collected charge
-    electrons = electrons + sensor.read_noise * rng.standard_normal(light.shape)
-    signal = np.clip(electrons * sensor.gain_dn_per_electron * gain / 255.0, 0.0, None)
-    if sensor.response_gamma != 1.0:
-        signal = signal**sensor.response_gamma
-    levels = 255.0 * signal + sensor.black_level
-    return np.clip(np.rint(levels), 0, 255).astype(np.uint8)
+    frame = np.empty(light.shape, np.uint8)
+    _expose(
+        light, _optical_gain(light.shape, sensor.vignetting, sensor.fixed_pattern), float(exposure), rng,
+        sensor.full_well, sensor.read_noise, sensor.gain_dn_per_electron * gain / 255.0, sensor.response_gamma,
+        sensor.black_level, frame,
+    )  # fmt: skip
+    return frame
+
+
+@njit(cache=True, error_model="numpy")
+def _expose(
+    light, optical_gain, exposure, rng, full_well, read_noise, signal_per_electron, gamma, black_level, frame
+):  # fmt: skip  # pragma: no cover - compiled
+    """The per-pixel chain of `sense` after the optics, one pass: light (H, W) x optical gain x exposure ->
+    electrons + shot noise, clipped at the full well, + read noise -> signal (1 = 255 DN above black, clipped at 0)
+    -> response curve -> black level -> rounded and clipped uint8 `frame`. Draws two standard normals from `rng`
+    per pixel."""
+    height, width = light.shape
+    for y in range(height):
+        for x in range(width):
+            electrons = light[y, x] * optical_gain[y, x] * exposure
+            electrons += math.sqrt(max(electrons, 0.0)) * rng.standard_normal()  # shot noise
+            electrons = min(electrons, full_well)  # the well clips the collected charge
+            electrons += read_noise * rng.standard_normal()
+            signal = max(electrons * signal_per_electron, 0.0)
+            if gamma != 1.0:
+                signal = signal**gamma
+            frame[y, x] = np.uint8(min(max(np.rint(255.0 * signal + black_level), 0.0), 255.0))
+
+
+@functools.cache
+def _optical_gain(shape: tuple[int, ...], vignetting: float, fixed_pattern: float) -> np.ndarray:
+    """(H, W) relative illumination x per-pixel gain: `_vignetting`, times `_fixed_pattern` when it is on."""
+    gain = _vignetting(shape, vignetting)
+    return gain * _fixed_pattern(shape, fixed_pattern) if fixed_pattern > 0 else gain
 
 
 @functools.cache
