@@ -143,6 +143,19 @@ def test_unified_avatar_parameters_received_on_loopback(receiver):
     assert len(got) == 57 + 1 + 4 + 2  # filled shapes, JawX, eye X/Y, lids
 
 
+def test_unchanged_values_are_sent_again_only_on_refresh(receiver):
+    target = OscTarget("babble", "127.0.0.1", receiver.port)
+    with OscSender([target], refresh_s=3600.0) as sender:
+        assert sender.send(make_result(0, jawOpen=0.5)) == len(BABBLE_SHAPES)  # the first frame is a full refresh
+        assert sender.send(make_result(1, jawOpen=0.5)) == 0
+        assert sender.send(make_result(2, jawOpen=0.6, mouthPucker=0.1)) == 2  # only what changed
+        assert sender.unchanged == 2 * len(BABBLE_SHAPES) - 2
+    got = receiver.wait_for(len(BABBLE_SHAPES) + 2)
+    assert got["/jawOpen"] == pytest.approx((0.6,)) and got["/mouthPucker"] == pytest.approx((0.1,))
+    with OscSender([target], refresh_s=0.0) as sender:
+        assert [sender.send(make_result(0)) for _ in range(3)] == [len(BABBLE_SHAPES)] * 3
+
+
 def test_sender_counts_errors_instead_of_raising():
     with pytest.raises(ValueError, match=r"host 'no-such-host\.invalid' cannot be resolved"):
         OscSender([OscTarget("babble", "no-such-host.invalid", 8888)])
@@ -339,7 +352,8 @@ def test_track_loop_feeds_osc_viewer_and_recording(tmp_path, receiver):
             summary = loop.run(textured_frames(40, tracker.cameras), max_frames=30)
     assert summary.frames == 30 and summary.commands == 1
     assert summary.latency.count == summary.end_to_end.count == 30
-    assert osc.sent == 60 and receiver.wait_for(60)  # 2 VRChat messages per frame
+    assert osc.sent + osc.unchanged == 60 and osc.errors == 0  # 2 VRChat messages per frame
+    receiver.wait_for(osc.sent)
     records = read_records(tmp_path / "out.jsonl")
     assert [r["frame"] for r in records] == list(range(30))
     report = summary.as_json(dropped=0)
@@ -382,9 +396,10 @@ def test_egoface_track_command_on_image_folders(tmp_path, receiver, capsys):
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["frames"] == 5 and report["cameras"] == list(cameras) and report["dropped"] == 0
-    assert report["osc_datagrams"] == 5 * len(BABBLE_SHAPES) and report["osc_errors"] == 0
+    assert report["osc_datagrams"] + report["osc_unchanged"] == 5 * len(BABBLE_SHAPES)
+    assert report["osc_datagrams"] >= len(BABBLE_SHAPES) and report["osc_errors"] == 0
     assert report["latency_ms_p50"] > 0 and report["end_to_end_ms_p99"] >= report["latency_ms_p50"]
     assert len(read_records(record)) == 5
-    receiver.wait_for(5 * len(BABBLE_SHAPES))
+    receiver.wait_for(report["osc_datagrams"])
     assert main(["track", "--source", f"files:{folders}", "--model", str(exported()), "--osc", "arkit"]) == 2
     assert "unknown convention 'arkit'" in capsys.readouterr().err

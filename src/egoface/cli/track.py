@@ -37,6 +37,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="KIND[:HOST:PORT]",
         help="send OSC: babble (127.0.0.1:8888), vrchat or unified (127.0.0.1:9000); repeatable",
     )
+    parser.add_argument(
+        "--osc-refresh",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="send unchanged OSC values again at least this often (0: every value every frame)",
+    )
     parser.add_argument("--osc-commands", type=int, metavar="PORT", help="accept /egoface/recenter on this UDP port")
     parser.add_argument("--viewer", action="store_true", help="serve the live viewer (http://127.0.0.1:8765/)")
     parser.add_argument("--viewer-host", default="127.0.0.1", help="viewer address (loopback unless allowed)")
@@ -234,7 +241,7 @@ def _run(args: argparse.Namespace) -> int:
         source = stack.enter_context(open_source(args.source))
         loop = TrackLoop(tracker, status=None if args.quiet else lambda line: console.print(line, highlight=False))
         if targets:
-            loop.osc = stack.enter_context(OscSender(targets))
+            loop.osc = stack.enter_context(OscSender(targets, refresh_s=args.osc_refresh))
             for target in targets:
                 console.print(f"OSC {target.kind} -> {target.host}:{target.port}")
         listener = None
@@ -257,6 +264,7 @@ def _run(args: argparse.Namespace) -> int:
             cameras=list(tracker.cameras),
             dropped=source.dropped,
             osc_datagrams=loop.osc.sent if loop.osc is not None else 0,
+            osc_unchanged=loop.osc.unchanged if loop.osc is not None else 0,
             osc_errors=loop.osc.errors if loop.osc is not None else 0,
             rejected_viewer=dict(loop.viewer.rejected) if loop.viewer is not None else {},
             rejected_osc=dict(listener.rejected) if listener is not None else {},
