@@ -11,8 +11,11 @@ import torch
 
 from egoface.data.dataset import prepare_views
 from egoface.models import normalize_images
+from egoface.runtime.calibration import ProfileStore
+from egoface.runtime.export import export_onnx
 from egoface.runtime.failure import FailureOptions
 from egoface.runtime.filters import Smoothing
+from egoface.runtime.ood import FeatureStatistics
 from egoface.runtime.preprocess import InputSpec, resize_weights
 from egoface.runtime.tracker import Tracker, TrackerOptions
 from runtime_models import exported, small_model
@@ -131,3 +134,32 @@ def test_recenter_makes_the_resting_face_neutral() -> None:
     free = np.array([not n.startswith("eyeLook") for n in tracker.expression_names])
     assert np.abs(before[free]).max() > 0.05
     assert np.abs(after[free]).max() < 0.02
+
+
+def test_out_of_distribution_frames_are_flagged(tmp_path) -> None:
+    rng = np.random.default_rng(6)
+    with Tracker.create(TrackerOptions(exported())) as plain:
+        assert plain.statistics is None and "export with --data" in (plain.ood_note or "")
+        training = np.stack([plain.infer(frames(rng)).features for _ in range(120)])
+    statistics = FeatureStatistics.fit(training, components=8)
+    path = export_onnx(small_model(), tmp_path / "ood.onnx", "refa_nano", statistics)
+    y, x = np.mgrid[:72, :80]
+    hand = np.where((x - 40) ** 2 + (y - 50) ** 2 < 30**2, 235, 20).astype(np.uint8)  # a bright blob fills the view
+    with Tracker.create(TrackerOptions(path, smoothing=Smoothing.off())) as tracker:
+        inside = [tracker.track(frames(rng), i / 72) for i in range(20)]
+        outside = tracker.track(frames(rng) | {"mouth_left": hand, "mouth_right": hand}, 1.0)
+    assert sum("ood" in r.failures for r in inside) <= 1
+    assert outside.failures["ood"] == ["out_of_distribution"]
+    assert outside.confidence["eyes"] == pytest.approx(FailureOptions().ood_confidence)
+
+
+def test_named_profile_is_saved_on_close(tmp_path) -> None:
+    rng = np.random.default_rng(7)
+    options = TrackerOptions(exported(), profile="alice", profile_dir=tmp_path)
+    with Tracker.create(options) as tracker:
+        for i in range(10):
+            tracker.track(frames(rng), i / 72)
+    saved = ProfileStore(tmp_path).load("alice")
+    assert saved.rom_histogram.sum(1).max() == 10  # every healthy frame counted once per shape
+    with Tracker.create(options) as again:  # reused in the next session
+        assert again.profile is not None and again.profile.rom_histogram.sum(1).max() == 10
