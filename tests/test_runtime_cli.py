@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from egoface.cli.main import main
+from egoface.cli.runtime import model_file
 from egoface.data import DatasetStore
 from egoface.models import save_model
 from egoface.runtime.calibration import ProfileStore
@@ -84,3 +85,16 @@ def test_bench_soak_small(capsys) -> None:
     result = json.loads(capsys.readouterr().out)
     assert result["outputs"] + result["dropped"] == 150
     assert result["dropped"] == 0 and result["rss_growth_mb"] < 20
+
+
+def test_model_file_exports_a_run_once(tmp_path) -> None:
+    save_model(small_model("refa_nano", 32), tmp_path / "run" / "model.pt", step=1)
+    first = model_file(str(tmp_path / "run"), cache=tmp_path / "cache")
+    stamp = first.stat().st_mtime_ns
+    assert model_file(str(tmp_path / "run"), cache=tmp_path / "cache") == first
+    assert first.stat().st_mtime_ns == stamp  # reused, not exported again
+    with Tracker.create(TrackerOptions(first)) as tracker:
+        assert tracker.spec.input_size == (32, 32)
+    assert model_file(str(exported())) == exported()  # an .onnx file is used as it is
+    with pytest.raises(FileNotFoundError, match=r"no such \.onnx file"):
+        model_file(str(tmp_path / "missing.onnx"))
