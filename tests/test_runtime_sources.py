@@ -205,3 +205,18 @@ def test_synthetic_source_renders_a_subject_live() -> None:
     assert first is not None and first.shape == (32, 32) and 20 < first.mean() < 235  # a lit face, not blank
     for a, b in itertools.pairwise(frames):
         assert not np.array_equal(a.images["mouth_left"], b.images["mouth_left"])  # never frozen
+
+
+def test_uvc_camera_without_opencv_fails_with_the_install_hint(monkeypatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_cv2(name: str, *args: object, **kwargs: object) -> object:
+        if name == "cv2":
+            raise ImportError("No module named 'cv2'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_cv2)
+    with pytest.raises(ImportError, match="pip install opencv-python-headless"):
+        LiveSource({"eye_left": "0"})

@@ -319,14 +319,19 @@ def mjpeg_frames(url: str, timeout: float = 2.0, max_bytes: int = 8 << 20) -> It
                 raise ValueError(f"MJPEG stream {url}: {len(buffer)} bytes without a complete JPEG")
 
 
-def _opencv_frames(device: int | str) -> Iterator[np.ndarray]:
-    """Grey frames of an OpenCV capture device (a UVC camera index or a device path)."""
+def _opencv() -> Any:
     try:
         import cv2
     except ImportError:
         raise ImportError(
             "UVC cameras need OpenCV: `pip install opencv-python-headless` (HTTP MJPEG streams do not)"
         ) from None
+    return cv2
+
+
+def _opencv_frames(device: int | str) -> Iterator[np.ndarray]:
+    """Grey frames of an OpenCV capture device (a UVC camera index or a device path)."""
+    cv2 = _opencv()
     capture = cv2.VideoCapture(device)
     try:
         if not capture.isOpened():
@@ -444,6 +449,7 @@ class LiveSource(Source):
 def _opener(device: str | int) -> Callable[[], Iterator[np.ndarray]]:
     if isinstance(device, str) and device.startswith(("http://", "https://")):
         return lambda: mjpeg_frames(device)
+    _opencv()  # fails now, with the install hint, rather than on every retry
     target: int | str = int(device) if isinstance(device, str) and device.isdigit() else device
     return lambda: _opencv_frames(target)
 
