@@ -84,7 +84,7 @@ class Tracker:
         stats_text = metadata.get("egoface.feature_statistics")
         self.statistics = FeatureStatistics.from_json(stats_text) if stats_text and options.ood else None
         #: Why out-of-distribution detection is off, or None when it is on.
-        self.ood_note = None if self.statistics is not None else _ood_note(stats_text, options.ood)
+        self.ood_note = None if self.statistics is not None else _ood_note(options.ood)
         self._store: ProfileStore | None = None
         if isinstance(options.profile, str):
             self._store = ProfileStore(options.profile_dir)
@@ -233,7 +233,7 @@ class Tracker:
         return images
 
 
-def _ood_note(stats_text: str | None, enabled: bool) -> str:
+def _ood_note(enabled: bool) -> str:
     if not enabled:
         return "out-of-distribution detection is off (TrackerOptions.ood=False)"
     return "out-of-distribution detection is off: the model file has no feature statistics (export with --data)"
