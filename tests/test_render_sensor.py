@@ -1,4 +1,5 @@
-"""The IR sensor stage: levels, clipping at both ends, noise statistics, vignetting, auto-exposure, OOD events."""
+"""The IR sensor stage: levels, clipping at both ends, noise statistics, vignetting, auto-exposure, OOD events, the
+numba blur and exposure meter against their references."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import dataclasses
 
 import numpy as np
 import pytest
-from scipy.ndimage import laplace
+from scipy.ndimage import gaussian_filter, laplace
 
 from egoface.render.sensor import (
     REAL_SENSOR,
     SYNTHETIC_SENSOR,
     AutoExposure,
+    _blur,
+    _brightest_quarter_mean,
+    _gaussian_taps,
     cover_camera,
     hand_in_view,
     sense,
@@ -84,3 +88,31 @@ def test_hand_and_cover_events_change_the_frame_as_expected() -> None:
     assert laplace(covered.astype(float)).std() < 0.2 * laplace(texture.astype(float)).std()
     with pytest.raises(ValueError, match=r"\(H, W\)"):
         sense(np.zeros((2, 3, 4)), NOISELESS, 1.0, rng)
+
+
+def test_blur_equals_scipy_gaussian_filter_with_nearest_edges() -> None:
+    """The numba blur of `sense` against its reference, scipy.ndimage.gaussian_filter(mode='nearest')."""
+    image = np.random.default_rng(8).random((23, 17))
+    for sigma in (0.5, 0.9, 2.0):  # the two sensor models' lens blurs and a wider one (taps beyond the image)
+        blurred = _blur(image, _gaussian_taps(sigma), np.empty_like(image), np.empty_like(image))
+        np.testing.assert_allclose(blurred, gaussian_filter(image, sigma, mode="nearest"), rtol=0, atol=1e-12)
+
+
+def test_auto_exposure_meter_is_the_mean_of_the_brightest_quarter() -> None:
+    rng = np.random.default_rng(9)
+    for shape in ((64, 48), (5, 7), (1, 1)):
+        frame = rng.integers(0, 256, shape).astype(np.uint8)
+        brightest = np.sort(frame, axis=None)[-max(frame.size // 4, 1) :]
+        assert _brightest_quarter_mean(frame) == pytest.approx(brightest.mean(), rel=1e-12)
+    assert _brightest_quarter_mean(np.full((8, 8), 7, np.uint8)) == 7.0
+
+
+def test_shot_and_read_noise_add_in_quadrature() -> None:
+    """1000 electrons: shot noise sqrt(1000) e- and 40 e- read noise -> sqrt(1000 + 40**2) e- RMS, times DN per
+    electron and gain, plus the rounding to whole DN; the mean is the signal plus the black level."""
+    sensor = dataclasses.replace(NOISELESS, read_noise=40.0, black_level=60.0, full_well=1e6)
+    frame = sense(np.full((128, 128), 0.5), sensor, exposure=2000.0, rng=np.random.default_rng(10), gain=2.0)
+    dn_per_electron = sensor.gain_dn_per_electron * 2.0
+    assert frame.mean() == pytest.approx(60.0 + 1000.0 * dn_per_electron, abs=0.1)
+    expected_std = np.sqrt((1000.0 + 40.0**2) * dn_per_electron**2 + 1 / 12)  # ~2.9 DN
+    assert frame.std() == pytest.approx(expected_std, rel=0.05)

@@ -76,10 +76,19 @@ class AutoExposure:
 
     def update(self, frame: np.ndarray) -> None:
         """Adapt to a delivered uint8 frame (H, W)."""
-        quarter = frame.size // 4
-        level = max(float(np.partition(frame, frame.size - quarter, axis=None)[-quarter:].mean()), 1.0)
+        level = max(_brightest_quarter_mean(frame), 1.0)
         step = (self.target_dn / level) ** self.rate
         self.exposure = float(np.clip(self.exposure * step, self.min_exposure, self.max_exposure))
+
+
+def _brightest_quarter_mean(frame: np.ndarray) -> float:
+    """Mean of the brightest quarter (frame.size // 4 pixels, at least 1) of a uint8 frame, exactly, from its
+    histogram."""
+    quarter = max(frame.size // 4, 1)
+    counts = np.bincount(frame.ravel(), minlength=256)[::-1]  # brightest level first
+    above = np.cumsum(counts) - counts  # pixels brighter than each level
+    taken = np.clip(quarter - above, 0, counts)  # pixels of each level among the brightest quarter
+    return float(taken @ np.arange(255, -1, -1)) / quarter
 
 
 def sense(
@@ -105,7 +114,7 @@ def sense(
     if previous_radiance is not None and motion_blur > 0:
         light = (1.0 - motion_blur) * light + motion_blur * previous_radiance
     if sensor.blur_sigma_px > 0:
-        light = gaussian_filter(light, sensor.blur_sigma_px, mode="nearest")
+        light = _blur(light, _gaussian_taps(sensor.blur_sigma_px), np.empty_like(light), np.empty_like(light))
     frame = np.empty(light.shape, np.uint8)
     _expose(
         light, _optical_gain(light.shape, sensor.vignetting, sensor.fixed_pattern), float(exposure), rng,
@@ -113,6 +122,37 @@ def sense(
         sensor.black_level, frame,
     )  # fmt: skip
     return frame
+
+
+@functools.cache
+def _gaussian_taps(sigma: float) -> np.ndarray:
+    """(2 r + 1,) normalized Gaussian weights, r = round(4 sigma) px: scipy.ndimage's `gaussian_filter` kernel."""
+    radius = int(4.0 * sigma + 0.5)
+    offsets = np.arange(-radius, radius + 1)
+    taps = np.exp(-0.5 / (sigma * sigma) * offsets**2)
+    return taps / taps.sum()
+
+
+@njit(cache=True)
+def _blur(image, taps, rows, out):  # pragma: no cover - compiled
+    """Separable Gaussian blur of (H, W) `image` with `taps` (`_gaussian_taps`), edges replicated (scipy.ndimage's
+    mode 'nearest'): along rows into `rows`, then along columns into `out`, which is returned."""
+    height, width = image.shape
+    radius = taps.shape[0] // 2
+    for y in range(height):
+        for x in range(width):
+            total = 0.0
+            for k in range(-radius, radius + 1):
+                total += taps[k + radius] * image[y, min(max(x + k, 0), width - 1)]
+            rows[y, x] = total
+    for y in range(height):
+        for x in range(width):
+            out[y, x] = 0.0
+        for k in range(-radius, radius + 1):
+            source = min(max(y + k, 0), height - 1)
+            for x in range(width):
+                out[y, x] += taps[k + radius] * rows[source, x]
+    return out
 
 
 @njit(cache=True, error_model="numpy")

@@ -167,10 +167,11 @@ def vertex_normals(vertices: ArrayT, triangles: np.ndarray) -> ArrayT:
 
 
 @njit(cache=True, error_model="numpy")
-def _power_in_place(values, count, exponent):  # pragma: no cover - compiled
-    """values[:count] **= exponent for values >= 0. A whole exponent (the usual shininess, the LED beams) is done by
-    repeated squaring, one bit per pass over the array, so that every pass is a loop the compiler vectorizes: several
-    times faster than the general `pow` that used to dominate the shading time."""
+def _power_in_place(values, exponent, squares):  # pragma: no cover - compiled
+    """values (N,) **= exponent for values >= 0; squares: scratch of at least N. A whole exponent (the usual
+    shininess, the LED beams) is done by repeated squaring, one bit per pass over the array, so that every pass is a
+    loop the compiler vectorizes: several times faster than the general `pow` that used to dominate the shading."""
+    count = values.shape[0]
     whole = int(exponent)
     if whole != exponent or whole > 1024:
         for i in range(count):
@@ -178,8 +179,9 @@ def _power_in_place(values, count, exponent):  # pragma: no cover - compiled
         return
     if whole == 1:
         return
-    squares = values[:count].copy()
-    values[:count] = 1.0
+    for i in range(count):
+        squares[i] = values[i]
+        values[i] = 1.0
     while whole:
         if whole & 1:
             for i in range(count):
@@ -238,14 +240,13 @@ def _shade_kernel(
             surface[6, i], surface[7, i], surface[8, i] = vx * inv_v, vy * inv_v, vz * inv_v
             surface[9, i] = w0 * albedo[i0] + w1 * albedo[i1] + w2 * albedo[i2]
             surface[10, i] = w0 * specular[i0] + w1 * specular[i1] + w2 * specular[i2]
-        radiance = ambient * surface[9].copy()
-        # per light: n.l where lit (else 0), irradiance without the beam, cos off the beam axis, squared (n.h)
-        n_dot_l = np.empty(count)
-        irradiance = np.empty(count)
-        beam = np.empty(count)
-        highlight = np.empty(count)
-        for k in range(light_positions.shape[0]):
-            intensity, exponent = light_params[k, 0], light_params[k, 4]
+        # per light and pixel: n.l where lit (else 0), irradiance without the beam, cos off the beam axis, (n.h)**2
+        num_lights = light_positions.shape[0]
+        n_dot_l = np.empty((num_lights, count))
+        irradiance = np.empty((num_lights, count))
+        beam = np.empty((num_lights, count))
+        highlight = np.empty((num_lights, count))
+        for k in range(num_lights):
             for i in range(count):
                 lx = light_positions[k, 0] - surface[0, i]
                 ly = light_positions[k, 1] - surface[1, i]
@@ -260,20 +261,23 @@ def _shade_kernel(
                 inv_distance2 = inverse * length2
                 inv_distance = distance * inv_distance2
                 cosine = (surface[3, i] * lx + surface[4, i] * ly + surface[5, i] * lz) * inv_distance
-                n_dot_l[i] = cosine if cosine > 0.0 else 0.0
-                irradiance[i] = intensity * inv_distance2
+                n_dot_l[k, i] = cosine if cosine > 0.0 else 0.0
+                irradiance[k, i] = light_params[k, 0] * inv_distance2
                 cos_beam = -(lx * light_params[k, 1] + ly * light_params[k, 2] + lz * light_params[k, 3]) * inv_distance
-                beam[i] = cos_beam if cos_beam > 0.0 else 0.0
+                beam[k, i] = cos_beam if cos_beam > 0.0 else 0.0
                 n_dot_h = surface[3, i] * hx + surface[4, i] * hy + surface[5, i] * hz
-                highlight[i] = n_dot_h * n_dot_h * (inverse * distance2) if n_dot_h > 0.0 else 0.0
-            if exponent > 0.0:
-                _power_in_place(beam, count, exponent)
+                highlight[k, i] = n_dot_h * n_dot_h * (inverse * distance2) if n_dot_h > 0.0 else 0.0
+        squares = np.empty(num_lights * count)
+        _power_in_place(highlight.reshape(num_lights * count), half_shininess, squares)
+        radiance = ambient * surface[9].copy()
+        for k in range(num_lights):
+            if light_params[k, 4] > 0.0:
+                _power_in_place(beam[k], light_params[k, 4], squares)
             else:
-                beam[:] = 1.0
-            _power_in_place(highlight, count, half_shininess)
+                beam[k, :] = 1.0
             for i in range(count):
-                lit = irradiance[i] * beam[i] * (surface[9, i] * n_dot_l[i] + surface[10, i] * highlight[i])
-                radiance[i] += lit if n_dot_l[i] > 0.0 else 0.0
+                lit = irradiance[k, i] * beam[k, i] * (surface[9, i] * n_dot_l[k, i] + surface[10, i] * highlight[k, i])
+                radiance[i] += lit if n_dot_l[k, i] > 0.0 else 0.0
         for i in range(count):
             image[y, columns[i]] = radiance[i]
 
