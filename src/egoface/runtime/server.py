@@ -6,7 +6,8 @@ A message (`"type": "frame"`) carries `frame`, `timestamp` (s), `fps` (published
 2 s), `latency_ms`, `held`, `expressions` ({name: value}, the 53 egoface names), `gaze` ([[yaw, pitch] x 2] deg),
 `confidence` ({region: value}), `failures`, `rejected` (the inbound counters below), and, at most `face_hz` /
 `camera_hz` times a second, `face` (a JPEG data URL of the face rendered frontally with the current expressions and
-gaze: the default face model, `egoface.render`) and `cameras` ({name: JPEG data URL} thumbnails of the inputs).
+gaze: the default face model, `egoface.render`, in a child process at low CPU priority (nice 10) so that rendering never
+delays the tracker) and `cameras` ({name: JPEG data URL} thumbnails of the inputs).
 
 Inbound messages are JSON objects `{"type": "command", "command": NAME}` (NAME in `osc.COMMANDS`, passed to
 `on_command`) or `{"type": "ping"}`. Anything else is rejected with an `{"type": "error"}` reply and counted by reason
@@ -28,6 +29,10 @@ import hmac
 import io
 import ipaddress
 import json
+import os
+import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,6 +41,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import numba
 import numpy as np
 import torch
 from PIL import Image
@@ -130,18 +136,100 @@ class LiveFace:
         return tone_map(radiance, self.exposure)
 
 
-def _jpeg_data_url(image: np.ndarray, size: int | None = None) -> str:
-    """(H, W) or (1, H, W) / (H, W, 1) uint8 -> `data:image/jpeg;base64,...`, resized to fit `size` if given."""
+def _jpeg(image: np.ndarray, size: int | None = None) -> bytes:
+    """(H, W) or (1, H, W) / (H, W, 1) uint8 -> JPEG bytes, resized to fit `size` if given."""
     picture = Image.fromarray(np.asarray(image, dtype=np.uint8).squeeze())
     if size is not None:
         picture.thumbnail((size, size))
     buffer = io.BytesIO()
     picture.save(buffer, format="JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
 
 
-def _face_jpeg(face: LiveFace, result: TrackResult) -> str:
-    return _jpeg_data_url(face.render(result.expression, result.gaze))
+def _data_url(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+_FACE_REQUEST = struct.Struct("<57f")  # expression (53) then gaze (2, 2) row-major
+_FACE_REPLY = struct.Struct(">cI")  # kind (b"R" ready, b"F" face JPEG, b"E" error text), payload length
+
+
+def _face_worker(size: int) -> None:
+    """The face renderer's process (`python -m egoface.runtime.server --face-worker SIZE`): low CPU priority (nice
+    10) and one thread, so that rendering (numba and torch would use every core) never delays the tracker. Reads
+    `_FACE_REQUEST`s on stdin until it closes; answers each with a `_FACE_REPLY` and its payload on stdout."""
+    os.nice(10)
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    requests, replies = sys.stdin.buffer, sys.stdout.buffer
+
+    def reply(kind: bytes, payload: bytes) -> None:
+        replies.write(_FACE_REPLY.pack(kind, len(payload)) + payload)
+        replies.flush()
+
+    try:
+        face = LiveFace(size)
+    except Exception as error:  # reported to the page, which then shows the stream without the face
+        reply(b"E", f"{type(error).__name__}: {error}".encode())
+        return
+    reply(b"R", b"")
+    while len(request := requests.read(_FACE_REQUEST.size)) == _FACE_REQUEST.size:
+        values = np.array(_FACE_REQUEST.unpack(request), dtype=np.float32)
+        try:
+            reply(b"F", _jpeg(face.render(values[:53], values[53:].reshape(2, 2))))
+        except Exception as error:
+            reply(b"E", f"{type(error).__name__}: {error}".encode())
+
+
+class _FaceProcess:
+    """A `_face_worker` child process (a plain subprocess: nothing of the caller's main module is re-run) and its
+    pipes; `wait_ready` and `render` block, so call them off the event loop."""
+
+    def __init__(self, size: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "egoface.runtime.server", "--face-worker", str(size)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def _reply(self) -> tuple[bytes, bytes]:
+        assert self.process.stdout is not None
+        header = self.process.stdout.read(_FACE_REPLY.size)
+        if len(header) < _FACE_REPLY.size:
+            raise RuntimeError(f"the face renderer exited (status {self.process.poll()})")
+        kind, length = _FACE_REPLY.unpack(header)
+        return kind, self.process.stdout.read(length)
+
+    def wait_ready(self) -> _FaceProcess:
+        """Until the face model is loaded (a few seconds); raises RuntimeError with the child's error."""
+        kind, payload = self._reply()
+        if kind != b"R":
+            raise RuntimeError(payload.decode(errors="replace"))
+        return self
+
+    def render(self, expression: np.ndarray, gaze: np.ndarray) -> str:
+        """A JPEG data URL of the face with `expression` (53,) and `gaze` (2, 2) deg."""
+        assert self.process.stdin is not None
+        values = np.concatenate([np.ravel(expression), np.ravel(gaze)]).astype(np.float32)
+        self.process.stdin.write(_FACE_REQUEST.pack(*values.tolist()))
+        self.process.stdin.flush()
+        kind, payload = self._reply()
+        if kind != b"F":
+            raise RuntimeError(payload.decode(errors="replace"))
+        return _data_url(payload)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            if self.process.stdin is not None:
+                self.process.stdin.close()  # the worker's loop ends at end of input
+        try:
+            self.process.wait(timeout=3.0)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=3.0)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 @dataclass
@@ -171,8 +259,8 @@ class ViewerServer:
         self.messages_sent = 0
         self._latest = _Latest()
         self._clients: set[ServerConnection] = set()
-        self._face: LiveFace | None = None
-        self._face_loading: asyncio.Task[LiveFace] | None = None
+        self._face: _FaceProcess | None = None  # ready to render
+        self._face_loading: asyncio.Task[_FaceProcess] | None = None
         self.face_error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -250,13 +338,18 @@ class ViewerServer:
         ) as server:
             self.port = next(iter(server.sockets)).getsockname()[1]
             self._ready.set()
-            if self.options.face_hz > 0:  # load the face model (about 2 s) while the first pages connect
-                self._face_loading = asyncio.create_task(asyncio.to_thread(LiveFace, self.options.face_px))
+            face = _FaceProcess(self.options.face_px) if self.options.face_hz > 0 else None
+            if face is not None:  # the face model loads while the first pages connect
+                self._face_loading = asyncio.create_task(asyncio.to_thread(face.wait_ready))
             sender = asyncio.create_task(self._send_loop())
-            await self._stop.wait()
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            try:
+                await self._stop.wait()
+            finally:
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sender
+                if face is not None:
+                    face.close()
 
     def _token_ok(self, path: str) -> bool:
         if not self.options.token:
@@ -349,18 +442,21 @@ class ViewerServer:
             now = time.monotonic()
             if self._face is not None and now >= next_face:
                 next_face = now + 1.0 / options.face_hz
-                message["face"] = await asyncio.to_thread(_face_jpeg, self._face, result)
+                try:
+                    message["face"] = await asyncio.to_thread(self._face.render, result.expression, result.gaze)
+                except (RuntimeError, OSError, struct.error) as error:  # the page shows the stream without the face
+                    self._face, self.face_error = None, f"{type(error).__name__}: {error}"
             elif self._face_loading is not None and self._face_loading.done():
                 loading, self._face_loading = self._face_loading, None
-                error = loading.exception()
-                if error is None:
+                failure = loading.exception()
+                if failure is None:
                     self._face = loading.result()
-                else:  # the page shows the stream without the face
-                    self.face_error = f"{type(error).__name__}: {error}"
+                else:
+                    self.face_error = f"{type(failure).__name__}: {failure}"
             if options.camera_hz > 0 and cameras and now >= next_cameras:
                 next_cameras = now + 1.0 / options.camera_hz
                 message["cameras"] = {
-                    name: _jpeg_data_url(image, options.thumbnail_px) for name, image in cameras.items()
+                    name: _data_url(_jpeg(image, options.thumbnail_px)) for name, image in cameras.items()
                 }
             broadcast(self._clients, json.dumps(message))
             self.messages_sent += 1
@@ -381,3 +477,9 @@ class ViewerServer:
             "rejected": dict(self.rejected),
             **({"face_error": self.face_error} if self.face_error else {}),
         }
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["--face-worker"] or len(sys.argv) != 3 or not sys.argv[2].isdigit():
+        sys.exit("usage: python -m egoface.runtime.server --face-worker SIZE (started by ViewerServer)")
+    _face_worker(int(sys.argv[2]))
