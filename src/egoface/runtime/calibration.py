@@ -3,15 +3,15 @@
 - Neutral re-centre: the user's neutral expression `n` (from the `neutral` anchor) is subtracted and the rest of
   each shape's range rescaled, `e' = clip((e - n) / (1 - n), 0, 1)`, so the user's resting face outputs zeros
   and a full expression still reaches 1.
-- Running range-of-motion calibration per expression (REFA Sec. 7.3's RoM calibration, applied live): a histogram
-  of every free shape's re-centred value over the user's confident frames gives a low percentile `lo` and a high
-  percentile `hi`; once a shape has a span `hi - lo >= min_span` over at least `min_frames` frames, it is remapped
-  `e'' = clip((e' - lo) / (hi - lo), 0, 1)`, so each user's comfortable range of motion fills [0, 1]. The
-  histogram lives in the profile, so the calibration carries over to the next session.
-- Anchor enrollment (Universal Sec. 4.2): the user is prompted for each anchor expression; the mean features and
-  raw expression of the captured frames are stored in the profile. The calibrated encoder that consumes anchor
-  features (issue 5) does not exist yet, so anchors are stored for it and only the `neutral` anchor acts now
-  (through the neutral re-centre).
+- Running range-of-motion calibration per expression (REFA Sec. 7's RoM calibration of pseudo-labels, applied
+  live): a histogram of every free shape's re-centred value over the user's confident frames gives a low
+  percentile `lo` and a high percentile `hi`; once a shape has a span `hi - lo >= min_span` over at least
+  `min_frames` frames, it is remapped `e'' = clip((e' - lo) / (hi - lo), 0, 1)`, so each user's comfortable range
+  of motion fills [0, 1]. The histogram lives in the profile, so the calibration carries over to the next session.
+- Anchor enrollment (Universal Sec. 4.3.2; six anchors, as its Fig. 9 uses, until issue 5's anchor search picks
+  them): the user is prompted for each anchor expression; the mean features and raw expression of the captured
+  frames are stored in the profile. The calibrated encoder that consumes anchor features (issue 5) does not exist
+  yet, so anchors are stored for it and only the `neutral` anchor acts now (through the neutral re-centre).
 
 The 8 `eyeLook*` shapes follow gaze and are left alone. A profile is one JSON file `<name>.json` in the profile
 directory (`EGOFACE_PROFILES`, default `~/.config/egoface/profiles`), written atomically (temporary file, fsync,
