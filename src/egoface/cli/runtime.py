@@ -218,7 +218,7 @@ def _enroll(args: argparse.Namespace) -> int:
         def capture(name: str) -> list[tuple[np.ndarray, np.ndarray]]:
             console.print(f"[bold]{name}[/]: {ANCHOR_PROMPTS[name]}")
             if interactive:
-                input("  press Enter when ready ")
+                console.input("  press Enter when ready ")  # the prompt goes to stderr, like all progress
             else:
                 time.sleep(args.countdown or 0.0)
             samples: list[tuple[np.ndarray, np.ndarray]] = []
