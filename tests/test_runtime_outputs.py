@@ -328,6 +328,23 @@ def test_token_is_required_on_page_and_websocket():
     assert server.rejected["unauthorized"] == 3
 
 
+def test_other_sites_cannot_reach_the_stream():
+    with ViewerServer(ViewerOptions(port=0, face_hz=0)) as server:
+        url = f"ws://127.0.0.1:{server.port}/ws"
+        with pytest.raises(InvalidStatus) as cross_origin:
+            connect(url, origin="http://evil.example")
+        assert cross_origin.value.response.status_code == 403
+        with connect(url, origin=f"http://127.0.0.1:{server.port}") as ws:  # the viewer's own page
+            assert next_message(ws, "hello")["type"] == "hello"
+        rebound = urllib.request.Request(server.url, headers={"Host": f"evil.example:{server.port}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(rebound, timeout=5)
+        assert refused.value.code == 403
+        refused.value.close()
+        assert urllib.request.urlopen(f"http://localhost:{server.port}/", timeout=5).status == 200
+    assert server.rejected["unauthorized"] == 2
+
+
 # --- the track loop with a real exported model ----------------------------------------------------------------
 
 

@@ -16,7 +16,9 @@ in `rejected`: `binary`, `oversized` (over `max_message_bytes`; frames over 64 K
 raised), `unauthorized` (wrong token on the page or the WebSocket). Nothing a client sends can stop the server.
 
 Security: the server binds 127.0.0.1 by default. Any other address needs `allow_remote=True` and a token of at least
-16 characters, which the page and the WebSocket must present as `?token=...` (the page passes its own on).
+16 characters, which the page and the WebSocket must present as `?token=...` (the page passes its own on). Other
+sites' pages open in the user's browser cannot use the stream: a WebSocket whose `Origin` is not the viewer's own is
+refused, and without `allow_remote` so is any request whose `Host` is not a loopback name (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -360,7 +362,15 @@ class ViewerServer:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Serve the page and its files over plain HTTP; let `/ws` through to the WebSocket handshake."""
         route = urlsplit(request.path).path
+        host = request.headers.get("Host", "")
+        if not self.options.allow_remote and not is_loopback(urlsplit(f"//{host}").hostname or ""):
+            self.rejected["unauthorized"] += 1  # a page of another site reaching us by DNS rebinding
+            return connection.respond(403, "the viewer answers to 127.0.0.1 / localhost only\n")
         if route == "/ws":
+            origin = request.headers.get("Origin")
+            if origin is not None and urlsplit(origin).netloc != host:
+                self.rejected["unauthorized"] += 1  # another site's page in the user's browser
+                return connection.respond(403, "cross-origin WebSocket refused\n")
             if not self._token_ok(request.path):
                 self.rejected["unauthorized"] += 1
                 return connection.respond(403, "wrong or missing token\n")
