@@ -47,6 +47,27 @@ def test_fast_and_reference_rasterizers_agree(cull: bool) -> None:
     assert fast.depth.dtype == np.float32 and np.isinf(fast.depth[~fast.mask]).all()
 
 
+def test_fast_rasterizer_covers_exactly_the_reference_pixels_on_edges_through_pixel_centres() -> None:
+    """Whole-pixel vertices put pixel centres exactly on edges (barycentric exactly 0), the case where the fast
+    path's per-row span (found analytically) must not drop a pixel the exact edge test accepts; with one depth per
+    triangle there are no ties, so both rasterizers agree at every pixel. Also slivers, axis-aligned edges,
+    triangles far outside the image."""
+    rng = np.random.default_rng(11)
+    corners = rng.integers(-6, 46, (400, 3, 2)).astype(np.float64)
+    corners[:20] = rng.integers(-2000, 2000, (20, 3, 2))  # huge: crossings far off the image
+    corners[20:40, 1, 1] = corners[20:40, 0, 1]  # a horizontal edge each
+    corners[40:60, 2, 0] = corners[40:60, 0, 0]  # a vertical edge each
+    pixels = corners.reshape(-1, 2)
+    depth = np.repeat(rng.permutation(400).astype(np.float64) + 1.0, 3)
+    triangles = np.arange(1200).reshape(400, 3)
+    for cull in (True, False):
+        fast = rasterize(pixels, depth, np.ones(1200, bool), triangles, 40, 36, cull_backfaces=cull)
+        reference = rasterize_reference(pixels, depth, np.ones(1200, bool), triangles, 40, 36, cull_backfaces=cull)
+        assert reference.mask.mean() > 0.5
+        np.testing.assert_array_equal(fast.triangle_id, reference.triangle_id)
+        np.testing.assert_allclose(fast.barycentrics, reference.barycentrics, atol=1e-6)
+
+
 def _two_triangles(near_first: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Two overlapping front-facing (counter-clockwise on screen = negative signed area) triangles."""
     pixels = np.array([[2.0, 2.0], [3.0, 17.0], [17.0, 10.0], [5.0, 4.0], [6.0, 18.0], [18.0, 12.0]])

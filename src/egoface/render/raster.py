@@ -9,7 +9,7 @@ Two implementations with one contract:
 - `rasterize_reference`: slow and obviously correct, numpy, one triangle at a time.
 
 Both test the pixel centres of a triangle's bounding box with the same edge functions in float64 (the fast path only
-those of each row's span between the edges, found analytically and widened by a pixel): a pixel is covered when its
+those of each row's span between the edges, found analytically with a margin for rounding): a pixel is covered when its
 three screen-space barycentrics are >= 0 (edges inclusive); depth is interpolated with those barycentrics and the
 nearest fragment wins, the earlier triangle on exact ties. Triangles with an invalid vertex or zero area are
 skipped. Triangles are counter-clockwise seen from outside, so in the image (y down) a front face has a negative
@@ -119,15 +119,17 @@ def _triangle_rows(pixels, valid, triangles, height, cull, rows):  # pragma: no 
 
 
 @njit(cache=True)
-def _edge_span(x0, y0, dx, dy, y, side, low, high):  # pragma: no cover - compiled
+def _edge_span(x0, y0, dx_per_dy, dy, y, side, low, high):  # pragma: no cover - compiled
     """Narrow the pixel-x interval [low, high] of image row `y` to where the edge from (x0, y0) along (dx, dy) has
-    side * edge function >= 0 (the edge function of `_rasterize_bands`: dx * (y - y0) - dy * (x - x0))."""
+    side * edge function >= 0 (the edge function of `_rasterize_bands`: dx * (y - y0) - dy * (x - x0)), widened by a
+    margin far above rounding error so that the exact test, not this bound, decides at the edge."""
     if dy == 0.0:
         return low, high  # constant along the row: the exact test decides
-    crossing = x0 + dx * (y - y0) / dy
+    crossing = x0 + dx_per_dy * (y - y0)
+    margin = 1e-6 * (1.0 + abs(crossing))
     if side * dy < 0.0:
-        return max(low, crossing), high
-    return low, min(high, crossing)
+        return max(low, crossing - margin), high
+    return low, min(high, crossing + margin)
 
 
 @njit(cache=True, parallel=True)
@@ -155,14 +157,17 @@ def _rasterize_bands(
             inv_area = 1.0 / ((bx - ax) * (cy - ay) - (by - ay) * (cx - ax))
             side = 1.0 if inv_area > 0.0 else -1.0
             d0, d1, d2 = np.float64(depth[i0]), np.float64(depth[i1]), np.float64(depth[i2])
+            slope0 = (cx - bx) / (cy - by) if cy != by else 0.0  # dx / dy of each edge
+            slope1 = (ax - cx) / (ay - cy) if ay != cy else 0.0
+            slope2 = (bx - ax) / (by - ay) if by != ay else 0.0
             for y in range(top, bottom + 1):
-                # Only the row's span inside the three edges, found analytically and widened by a pixel on each
-                # side so that rounding never drops a pixel; the exact edge tests below decide as before.
-                low, high = _edge_span(bx, by, cx - bx, cy - by, y, side, -math.inf, math.inf)
-                low, high = _edge_span(cx, cy, ax - cx, ay - cy, y, side, low, high)
-                low, high = _edge_span(ax, ay, bx - ax, by - ay, y, side, low, high)
-                first = int(max(left, math.floor(low) - 1.0))
-                last = int(min(right, math.ceil(high) + 1.0))
+                # Only the row's span inside the three edges, found analytically with a margin so that rounding
+                # never drops a pixel; the exact edge tests below decide as before.
+                low, high = _edge_span(bx, by, slope0, cy - by, y, side, -math.inf, math.inf)
+                low, high = _edge_span(cx, cy, slope1, ay - cy, y, side, low, high)
+                low, high = _edge_span(ax, ay, slope2, by - ay, y, side, low, high)
+                first = int(max(left, math.ceil(low)))
+                last = int(min(right, math.floor(high)))
                 for x in range(first, last + 1):
                     b0 = ((cx - bx) * (y - by) - (cy - by) * (x - bx)) * inv_area
                     b1 = ((ax - cx) * (y - cy) - (ay - cy) * (x - cx)) * inv_area
