@@ -253,6 +253,10 @@ def test_viewer_options_bind_loopback_unless_flag_and_token():
     with pytest.raises(ValueError, match="token of 16 characters"):
         ViewerOptions(host="0.0.0.0", allow_remote=True, token="short")
     assert ViewerOptions(host="0.0.0.0", allow_remote=True, token="x" * 16).allow_remote
+    with pytest.raises(ValueError, match=r"face_px and thumbnail_px must be 16\.\.1024"):
+        ViewerOptions(face_px=0)
+    with pytest.raises(ValueError, match="rate_hz > 0"):
+        ViewerOptions(rate_hz=0)
 
 
 def test_stream_sends_frames_with_values_and_camera_thumbnails():

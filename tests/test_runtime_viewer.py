@@ -24,7 +24,7 @@ from websockets.sync.client import connect
 
 from egoface.face.names import expression_vector
 from egoface.runtime.result import TrackResult
-from egoface.runtime.server import LiveFace, ViewerOptions, ViewerServer
+from egoface.runtime.server import LiveFace, ViewerOptions, ViewerServer, _FaceProcess
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WINDOW = (1280, 760)
@@ -150,6 +150,14 @@ def test_live_face_moves_with_the_expressions():
     assert neutral.shape == (96, 96) and neutral.std() > 20  # a lit face, not a blank image
     lower, upper = slice(60, 96), slice(20, 45)
     assert np.abs(open_jaw[lower] - neutral[lower]).mean() > 4 * np.abs(open_jaw[upper] - neutral[upper]).mean()
+
+
+def test_face_renderer_process_reports_its_errors():
+    face = _FaceProcess(0)  # the renderer refuses this size (ViewerOptions never asks for it)
+    with pytest.raises(RuntimeError, match="width must be a positive integer number of pixels, got 0"):
+        face.wait_ready()
+    face.close()
+    assert face.process.returncode == 0  # it exited by itself; renders are tested through the page below
 
 
 def capture_viewer(path: Path | None = None) -> dict[str, np.ndarray]:

@@ -105,8 +105,10 @@ class ViewerOptions:
                 raise ValueError(
                     f"viewer host {self.host!r} is not loopback: it needs a token of 16 characters or more"
                 )
-        if self.rate_hz <= 0:
-            raise ValueError(f"viewer rate_hz must be positive, got {self.rate_hz}")
+        if self.rate_hz <= 0 or self.face_hz < 0 or self.camera_hz < 0:
+            raise ValueError(f"viewer rates must be rate_hz > 0, face_hz >= 0, camera_hz >= 0, got {self}")
+        if not (16 <= self.face_px <= 1024 and 16 <= self.thumbnail_px <= 1024):
+            raise ValueError(f"viewer face_px and thumbnail_px must be 16..1024 pixels, got {self}")
 
 
 class LiveFace:
