@@ -223,7 +223,7 @@ def _shade_kernel(
             continue
         # surface: rows 0-2 point, 3-5 unit normal, 6-8 unit vector to the camera, 9 albedo, 10 specular
         surface = np.empty((11, count))
-        for i in range(count):
+        for i in range(count):  # interpolation (gathers from the mesh)
             x = columns[i]
             t = triangle_id[y, x]
             w0, w1, w2 = (
@@ -232,20 +232,22 @@ def _shade_kernel(
                 np.float64(barycentrics[y, x, 2]),
             )
             i0, i1, i2 = triangles[t, 0], triangles[t, 1], triangles[t, 2]
-            px = w0 * vertices[i0, 0] + w1 * vertices[i1, 0] + w2 * vertices[i2, 0]
-            py = w0 * vertices[i0, 1] + w1 * vertices[i1, 1] + w2 * vertices[i2, 1]
-            pz = w0 * vertices[i0, 2] + w1 * vertices[i1, 2] + w2 * vertices[i2, 2]
-            nx = w0 * normals[i0, 0] + w1 * normals[i1, 0] + w2 * normals[i2, 0]
-            ny = w0 * normals[i0, 1] + w1 * normals[i1, 1] + w2 * normals[i2, 1]
-            nz = w0 * normals[i0, 2] + w1 * normals[i1, 2] + w2 * normals[i2, 2]
-            inv = 1.0 / max(math.sqrt(nx * nx + ny * ny + nz * nz), 1e-12)
-            vx, vy, vz = camera_center[0] - px, camera_center[1] - py, camera_center[2] - pz
-            inv_v = 1.0 / max(math.sqrt(vx * vx + vy * vy + vz * vz), 1e-12)
-            surface[0, i], surface[1, i], surface[2, i] = px, py, pz
-            surface[3, i], surface[4, i], surface[5, i] = nx * inv, ny * inv, nz * inv
-            surface[6, i], surface[7, i], surface[8, i] = vx * inv_v, vy * inv_v, vz * inv_v
+            for axis in range(3):
+                surface[axis, i] = w0 * vertices[i0, axis] + w1 * vertices[i1, axis] + w2 * vertices[i2, axis]
+                surface[3 + axis, i] = w0 * normals[i0, axis] + w1 * normals[i1, axis] + w2 * normals[i2, axis]
             surface[9, i] = w0 * albedo[i0] + w1 * albedo[i1] + w2 * albedo[i2]
             surface[10, i] = w0 * specular[i0] + w1 * specular[i1] + w2 * specular[i2]
+        for i in range(count):  # normalization (vectorized)
+            nx, ny, nz = surface[3, i], surface[4, i], surface[5, i]
+            inv = 1.0 / max(math.sqrt(nx * nx + ny * ny + nz * nz), 1e-12)
+            surface[3, i], surface[4, i], surface[5, i] = nx * inv, ny * inv, nz * inv
+            vx, vy, vz = (
+                camera_center[0] - surface[0, i],
+                camera_center[1] - surface[1, i],
+                camera_center[2] - surface[2, i],
+            )
+            inv = 1.0 / max(math.sqrt(vx * vx + vy * vy + vz * vz), 1e-12)
+            surface[6, i], surface[7, i], surface[8, i] = vx * inv, vy * inv, vz * inv
         # per light and pixel: n.l where lit (else 0), irradiance without the beam, cos off the beam axis, (n.h)**2
         points = surface.astype(np.float32)
         num_lights = light_positions.shape[0]
