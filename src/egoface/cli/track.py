@@ -27,7 +27,9 @@ __all__ = ["Histogram", "TrackLoop", "TrackSummary", "register", "resolve_model"
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("track", help="track faces live: OSC, live viewer, recording")
     parser.add_argument("--source", required=True, help="where frames come from (see docs/runtime.md 'Sources')")
-    parser.add_argument("--model", default="default", help="an exported .onnx file, a run directory, or 'default'")
+    parser.add_argument(
+        "--model", default="default", help="an exported .onnx file, a run directory (model.onnx or model.pt), default"
+    )
     parser.add_argument("--profile", help="calibration profile name (created if missing, saved on exit)")
     parser.add_argument("--profile-dir", help="where profiles live (default: the user's egoface profile folder)")
     parser.add_argument(
@@ -220,6 +222,7 @@ def _failure_text(failures: dict[str, list[str]]) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from egoface.cli.runtime import model_file
     from egoface.runtime.osc import OscCommandListener, OscSender, parse_osc_target
     from egoface.runtime.record import OutputRecorder
     from egoface.runtime.server import ViewerOptions, ViewerServer
@@ -233,7 +236,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.viewer and args.viewer_allow_remote and not token:
         token = secrets.token_urlsafe(24)
     viewer_options = ViewerOptions(args.viewer_host, args.viewer_port, args.viewer_allow_remote, token)
-    model = resolve_model(args.model)
+    model = model_file(args.model)  # an .onnx file, or trained weights exported once into the cache
     with ExitStack() as stack:
         options = TrackerOptions(model, threads=args.threads, profile=args.profile, profile_dir=args.profile_dir)
         tracker = stack.enter_context(Tracker.create(options))
