@@ -266,7 +266,9 @@ def test_stream_sends_frames_with_values_and_camera_thumbnails():
         assert page.headers["Content-Type"].startswith("text/html") and b"viewer.js" in page.read()
         assert b"new WebSocket" in urllib.request.urlopen(server.url + "viewer.js", timeout=5).read()
         with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
-            assert next_message(ws, "hello")["commands"] == ["recenter"]
+            assert next_message(ws, "hello")["commands"] == []  # no command handler: none accepted
+            ws.send(json.dumps({"type": "command", "command": "recenter"}))
+            assert next_message(ws, "error")["reason"] == "unknown"
             stream_frames(server, 30, {"eye_left": image})
             message = next_message(ws)
             while "cameras" not in message:
@@ -363,15 +365,30 @@ def textured_frames(count: int, cameras: tuple[str, ...], rate_hz: float = 72.0)
 
 
 def test_track_loop_feeds_osc_viewer_and_recording(tmp_path, receiver):
+    """Commands arrive from the page and over OSC beside malformed input; the loop runs every frame regardless."""
     with Tracker.create(TrackerOptions(exported())) as tracker:
         recorder = OutputRecorder(tmp_path / "out.jsonl")
         osc = OscSender([OscTarget("vrchat", "127.0.0.1", receiver.port)])
-        with ViewerServer(ViewerOptions(port=0, face_hz=0, camera_hz=0)) as viewer, osc, recorder:
-            lines: list[str] = []
-            loop = TrackLoop(tracker, osc=osc, viewer=viewer, recorder=recorder, status=lines.append)
-            loop.commands.put("recenter")  # as the viewer or the OSC listener would, from another thread
-            summary = loop.run(textured_frames(40, tracker.cameras), max_frames=30)
-    assert summary.frames == 30 and summary.commands == 1
+        loop = TrackLoop(tracker, osc=osc, recorder=recorder)
+        with ViewerServer(ViewerOptions(port=0, face_hz=0, camera_hz=0), loop.commands.put) as viewer, osc, recorder:
+            loop.viewer = viewer
+            with (
+                OscCommandListener(loop.commands.put) as listener,
+                connect(f"ws://127.0.0.1:{viewer.port}/ws") as ws,
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+            ):
+                next_message(ws, "hello")
+                ws.send("{not json")
+                ws.send(json.dumps({"type": "command", "command": "recenter"}))
+                assert next_message(ws, "done")["command"] == "recenter"
+                client.sendto(b"\xff" * 3000, ("127.0.0.1", listener.port))
+                client.sendto(OscMessageBuilder("/egoface/recenter").build().dgram, ("127.0.0.1", listener.port))
+                deadline = time.monotonic() + 5.0
+                while listener.accepted < 1 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                summary = loop.run(textured_frames(40, tracker.cameras), max_frames=30)
+    assert summary.frames == 30 and summary.commands == 2  # one re-centre from the page, one over OSC
+    assert viewer.rejected["malformed"] == 1 and listener.rejected["oversized"] == 1
     assert summary.latency.count == summary.end_to_end.count == 30
     assert osc.sent + osc.unchanged == 60 and osc.errors == 0  # 2 VRChat messages per frame
     receiver.wait_for(osc.sent)

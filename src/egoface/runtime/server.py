@@ -397,7 +397,8 @@ class ViewerServer:
     async def _handle(self, connection: ServerConnection) -> None:
         self._clients.add(connection)
         try:
-            await connection.send(json.dumps({"type": "hello", "commands": list(COMMANDS)}))
+            commands = list(COMMANDS) if self.on_command is not None else []
+            await connection.send(json.dumps({"type": "hello", "commands": commands}))
             async for message in connection:
                 reply = self._receive(message)
                 if reply is not None:
@@ -423,11 +424,11 @@ class ViewerServer:
         if request.get("type") == "ping":
             return {"type": "pong"}
         command = request.get("command")
-        if request.get("type") != "command" or command not in COMMANDS:
-            return self._reject("unknown", f"expected {{'type': 'command', 'command': one of {list(COMMANDS)}}}")
+        if request.get("type") != "command" or command not in COMMANDS or self.on_command is None:
+            accepted = list(COMMANDS) if self.on_command is not None else []
+            return self._reject("unknown", f"expected {{'type': 'command', 'command': one of {accepted}}}")
         try:
-            if self.on_command is not None:
-                self.on_command(command)
+            self.on_command(command)
         except Exception as error:  # a failing command is reported to the page, never stops the server
             return self._reject("failed", f"{command} failed: {error}")
         return {"type": "done", "command": command}
