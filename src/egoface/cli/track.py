@@ -235,21 +235,26 @@ def _run(args: argparse.Namespace) -> int:
     token = args.viewer_token
     if args.viewer and args.viewer_allow_remote and not token:
         token = secrets.token_urlsafe(24)
-    viewer_options = ViewerOptions(args.viewer_host, args.viewer_port, args.viewer_allow_remote, token)
+    viewer_options = ViewerOptions(args.viewer_host, args.viewer_port, args.viewer_allow_remote, token)  # checked
     model = model_file(args.model)  # an .onnx file, or trained weights exported once into the cache
     with ExitStack() as stack:
         options = TrackerOptions(model, threads=args.threads, profile=args.profile, profile_dir=args.profile_dir)
         tracker = stack.enter_context(Tracker.create(options))
+        loop = TrackLoop(tracker, status=None if args.quiet else lambda line: console.print(line, highlight=False))
+        if args.record:  # before the source, which may take a while to open, so that a bad name fails at once
+            loop.recorder = stack.enter_context(OutputRecorder(args.record, standard=args.record_names))
         console.print(f"opening source {args.source} (a synthetic subject is rendered first: a few seconds)")
         source = stack.enter_context(open_source(args.source))
-        loop = TrackLoop(tracker, status=None if args.quiet else lambda line: console.print(line, highlight=False))
         if targets:
             loop.osc = stack.enter_context(OscSender(targets, refresh_s=args.osc_refresh))
             for target in targets:
                 console.print(f"OSC {target.kind} -> {target.host}:{target.port}")
         listener = None
         if args.osc_commands is not None:
-            listener = stack.enter_context(OscCommandListener(loop.commands.put, port=args.osc_commands))
+            try:
+                listener = stack.enter_context(OscCommandListener(loop.commands.put, port=args.osc_commands))
+            except OSError as error:
+                raise ValueError(f"--osc-commands {args.osc_commands}: {error}") from error
             console.print(f"OSC commands: /egoface/recenter on udp://{listener.host}:{listener.port}")
         if args.viewer:
             try:
@@ -257,8 +262,6 @@ def _run(args: argparse.Namespace) -> int:
             except OSError as error:  # most often: the port is taken
                 raise ValueError(f"--viewer: {error}; choose another --viewer-port (0: any free port)") from error
             console.print(f"viewer: {loop.viewer.url}")
-        if args.record:
-            loop.recorder = stack.enter_context(OutputRecorder(args.record, standard=args.record_names))
         frames = ((frame.select(tracker.cameras), frame.timestamp) for frame in source)
         summary = loop.run(frames, args.frames, dropped=lambda: source.dropped)
         report = summary.as_json(
