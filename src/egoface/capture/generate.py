@@ -56,6 +56,8 @@ GENERATION_PRESETS: dict[str, GenerationPreset] = {
     # than frames), the small script at 10 Hz, 128x128
     "default": GenerationPreset("default", 40, "small", (128, 128), 10.0),
     "paper": GenerationPreset("paper", 200, "paper", None, None),
+    # `egoface demo`: one unseen subject per domain recorded like the default training set
+    "demo": GenerationPreset("demo", 1, "small", (128, 128), 10.0),
 }
 
 

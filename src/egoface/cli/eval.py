@@ -76,11 +76,12 @@ def _eval(args: argparse.Namespace) -> int:
         summary["compared"] = {other.model: other.to_json() for other in others}
         print_json(summary)
         return 0
-    _print_table(main, others)
+    print_metric_table(main, others)
     return 0
 
 
-def _print_table(main: Evaluation, others: Sequence[Evaluation]) -> None:
+def print_metric_table(main: Evaluation, others: Sequence[Evaluation]) -> None:
+    """One table per domain: the metrics of `main` and of each of `others` side by side."""
     from egoface.eval.evaluate import METRIC_KEYS
 
     out = Console()
