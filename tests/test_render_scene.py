@@ -86,6 +86,19 @@ def test_mesh_checks_broadcasts_and_concatenates() -> None:
         Mesh(np.zeros((3, 2)), [[0, 1, 2]], 0.5, 0.0)
 
 
+def test_with_vertices_moves_a_mesh_and_shares_its_topology() -> None:
+    sphere = uv_sphere(5.0, rings=4, segments=6, albedo=0.3, specular=0.2)
+    moved = sphere.with_vertices(sphere.vertices + [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(moved.vertices, sphere.vertices + [1.0, 2.0, 3.0])
+    assert moved.vertices.dtype == np.float32 and moved.triangles is sphere.triangles
+    assert moved.albedo is sphere.albedo and moved.specular is sphere.specular
+    np.testing.assert_allclose(sphere.vertices, uv_sphere(5.0, rings=4, segments=6).vertices)  # the original stays
+    with pytest.raises(ValueError, match=r"shape \(20, 3\)"):
+        sphere.with_vertices(sphere.vertices[:5])
+    with pytest.raises(ValueError, match="NaN"):
+        sphere.with_vertices(np.full_like(sphere.vertices, np.nan))
+
+
 def test_leds_sit_beside_the_camera_and_frontal_camera_faces_the_face() -> None:
     camera = frontal_camera(64, 48, distance_mm=300.0)
     np.testing.assert_allclose(camera.center, [0.0, -30.0, 300.0], atol=1e-9)

@@ -36,7 +36,7 @@ __all__ = ["CaptureSettings", "SubjectPlan", "record_subject"]
 _POSE_CHUNK = 32  # frames posed per batch
 _KEYPOINT_DEPTH_TOLERANCE_MM = 3.0
 _TYPICAL_EXPOSURE = 8000.0  # electrons per unit radiance that expose LED-lit skin at ~120 DN
-_GLASSES_FRAME_ALBEDO, _GLASSES_SPECULAR = 0.08, 0.6
+_GLASSES_FRAME_ALBEDO, _GLASSES_FRAME_SPECULAR, _GLASSES_SPECULAR = 0.08, 0.3, 0.6
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,22 @@ def record_subject(
 
     reflectance = surface_reflectance(model, appearance)
     glasses = glasses_geometry(face_rig.eyeball_centers.numpy(), appearance) if appearance.glasses else None
+    # The session's scene has fixed triangles and materials (face, glasses frame, the rig's occluders); each frame
+    # moves the face and the glasses with the head (placeholder positions here).
     static_parts = list(rig.occluder_meshes().values())
+    moving_parts = [
+        Mesh(np.zeros((len(reflectance.albedo), 3)), model.triangles, reflectance.albedo, reflectance.specular)
+    ]
+    lens_mesh = None
+    if glasses is not None:
+        moving_parts.append(
+            Mesh.uniform(
+                glasses.frame_vertices, glasses.frame_triangles, _GLASSES_FRAME_ALBEDO, _GLASSES_FRAME_SPECULAR
+            )
+        )
+        lens_mesh = Mesh.uniform(glasses.lens_vertices, glasses.lens_triangles, 0.0, _GLASSES_SPECULAR)
+    scene = Mesh.concatenate(moving_parts + static_parts)
+    static_vertices = [part.vertices for part in static_parts]
     cameras = {name: rig.camera(name, settings.resolution) for name in rig.camera_names}
     lights = rig.lights()
     sensors = {name: _CameraSensor(look, rng) for name in cameras}
@@ -123,16 +138,12 @@ def record_subject(
         for offset, vertices in enumerate(face.vertices.numpy()):
             frame = start + offset
             pose = poses[frame]
-            parts = [Mesh(pose.apply(vertices), model.triangles, reflectance.albedo, reflectance.specular)]
+            moved = [pose.apply(vertices)]
             lenses = None
-            if glasses is not None:
-                parts.append(
-                    Mesh.uniform(
-                        pose.apply(glasses.frame_vertices), glasses.frame_triangles, _GLASSES_FRAME_ALBEDO, 0.3
-                    )
-                )
-                lenses = Mesh.uniform(pose.apply(glasses.lens_vertices), glasses.lens_triangles, 0.0, _GLASSES_SPECULAR)
-            mesh = Mesh.concatenate(parts + static_parts)
+            if glasses is not None and lens_mesh is not None:
+                moved.append(pose.apply(glasses.frame_vertices))
+                lenses = lens_mesh.with_vertices(pose.apply(glasses.lens_vertices))
+            mesh = scene.with_vertices(np.concatenate(moved + static_vertices))
             views = render_scenes(mesh, list(cameras.values()), lights, lenses, ambient=float(ambient[frame]))
             for (name, camera), view in zip(cameras.items(), views, strict=True):
                 empty = view.fragments.triangle_id < 0

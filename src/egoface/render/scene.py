@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,6 +78,18 @@ class Mesh:
         return cls(
             vertices_a, np.asarray(triangles), np.full(count, albedo, np.float32), np.full(count, specular, np.float32)
         )
+
+    def with_vertices(self, vertices: np.ndarray) -> Mesh:
+        """This mesh with its vertices moved to `vertices` (V, 3) mm, e.g. one frame of an animation: triangles and
+        materials are shared, not copied or checked again; only the new positions are checked."""
+        moved = np.ascontiguousarray(vertices, dtype=np.float32)
+        if moved.shape != self.vertices.shape:
+            raise ValueError(f"vertices must have shape {self.vertices.shape}, got {moved.shape}")
+        if not np.isfinite(moved).all():
+            raise ValueError("vertices contain NaN or infinite coordinates")
+        mesh = copy.copy(self)
+        object.__setattr__(mesh, "vertices", moved)
+        return mesh
 
     def flat(self) -> Mesh:
         """The same surface with no vertex shared between triangles, so that vertex normals are face normals (flat
