@@ -42,17 +42,20 @@ def test_clip_blends_between_frames_and_loops() -> None:
     assert times == pytest.approx([0, 1 / 30, 2 / 30, 3 / 30])
 
 
-def test_paced_source_counts_frames_a_slow_consumer_misses() -> None:
+def test_paced_source_buffers_short_stalls_and_counts_what_it_drops() -> None:
     clip = {"eye_left": np.random.default_rng(0).integers(0, 256, (10, 8, 8), dtype=np.uint8)}
-    source = ClipSource(clip, clip_fps=100.0, realtime=True, loop=True, frames=40)
+    source = ClipSource(clip, clip_fps=100.0, realtime=True, loop=True, frames=60, buffer=4)
     begin = time.monotonic()
     indices = []
     for frame in source:
         indices.append(frame.index)
         if frame.index == 5:
-            time.sleep(0.055)  # 5.5 frame periods
-    assert time.monotonic() - begin >= 0.35  # paced at 100 Hz
-    assert source.dropped == len(set(range(40)) - set(indices)) >= 4
+            time.sleep(0.015)  # 1.5 frame periods: within the 4-frame buffer
+        if frame.index == 30:
+            time.sleep(0.105)  # 10.5 periods: the frames overwritten meanwhile are lost
+    assert time.monotonic() - begin >= 0.55  # paced at 100 Hz
+    assert indices[:31] == list(range(31))  # nothing lost to the short stall
+    assert source.dropped == len(set(range(60)) - set(indices)) >= 5
     assert indices == sorted(set(indices))
 
 

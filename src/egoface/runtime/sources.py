@@ -3,8 +3,9 @@ cameras (OpenCV UVC devices, HTTP MJPEG streams) and a synthetic subject.
 
 Every source yields `Frame`s (per-camera uint8 (H, W) images and a timestamp in seconds, strictly increasing)
 through `read()` (None at the end) or iteration, and is a context manager. Paced sources (`realtime=True`, and live
-ones) deliver frames at their rate; a consumer that falls more than one frame behind makes a paced source skip
-frames, counted in `dropped`.
+ones) deliver frames at their rate into a ring of `buffer` frames (`BUFFER_FRAMES`, like a camera driver's
+buffers): a consumer that stalls briefly catches up on the buffered frames; frames overwritten before it took them
+are skipped and counted in `dropped`. Live cameras always give each camera's newest image.
 
 A live camera runs on its own thread: when it fails to open or stops delivering, it is retried with exponential
 backoff (`Backoff`) while the other cameras keep running; meanwhile its image in each frame is None (the tracker
@@ -33,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
+    "BUFFER_FRAMES",
     "Backoff",
     "ClipSource",
     "FileSource",
@@ -45,6 +47,8 @@ __all__ = [
     "open_source",
 ]
 
+#: Frames a paced clip or recording keeps for a consumer that stalls (4 frames: 56 ms at 72 Hz).
+BUFFER_FRAMES = 4
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff")
 
 
@@ -65,12 +69,16 @@ class Frame:
 
 
 class _Pacer:
-    """Frame i is due at start + i / fps; `next(i)` sleeps until the due time, or when more than one frame late,
-    skips the frames missed and returns the index to deliver."""
+    """Frame i is produced at start + i / fps into a ring of `buffer` frames, like a camera driver's buffers.
+    `next(i)` sleeps until frame i is produced; a consumer that fell behind gets the oldest frame still buffered,
+    and the frames overwritten before it took them count as dropped. buffer=1 always delivers the newest frame."""
 
-    def __init__(self, fps: float, realtime: bool) -> None:
+    def __init__(self, fps: float, realtime: bool, buffer: int = 1) -> None:
+        if buffer < 1:
+            raise ValueError(f"a paced source needs a buffer of at least 1 frame, got {buffer}")
         self.period = 1.0 / fps
         self.realtime = realtime
+        self.buffer = buffer
         self.start: float | None = None
         self.dropped = 0
 
@@ -84,9 +92,11 @@ class _Pacer:
         if now < due:
             time.sleep(due - now)
             return index
-        missed = int((now - due) / self.period)
-        self.dropped += missed
-        return index + missed
+        oldest = int((now - self.start) / self.period) - self.buffer + 1  # the oldest frame still buffered
+        if index < oldest:
+            self.dropped += oldest - index
+            return oldest
+        return index
 
 
 class Source:
@@ -127,8 +137,8 @@ class Source:
 class ClipSource(Source):
     """Plays a clip of per-camera frames (`images[camera]: (N, H, W)` uint8 at `clip_fps`) at `fps`, blending
     neighbouring clip frames linearly when `fps` is higher (so no two delivered frames are identical), looping when
-    `loop`; with `realtime`, paced at `fps`. `frames` limits the number delivered (None: the clip once, or forever
-    when looping)."""
+    `loop`; with `realtime`, paced at `fps` with `buffer` frames buffered. `frames` limits the frame indices
+    (delivered plus dropped; None: the clip once, or forever when looping)."""
 
     def __init__(
         self,
@@ -138,6 +148,7 @@ class ClipSource(Source):
         realtime: bool = False,
         loop: bool = False,
         frames: int | None = None,
+        buffer: int = BUFFER_FRAMES,
     ) -> None:
         lengths = {len(v) for v in images.values()}
         if len(lengths) != 1 or 0 in lengths:
@@ -150,7 +161,7 @@ class ClipSource(Source):
         (self.length,) = lengths
         once = int(np.floor((self.length - 1) * self.fps / clip_fps)) + 1
         self.limit = frames if frames is not None else (None if loop else once)
-        self.pacer = _Pacer(self.fps, realtime)
+        self.pacer = _Pacer(self.fps, realtime, buffer)
         self.index = 0
 
     def read(self) -> Frame | None:
@@ -207,7 +218,7 @@ class SyntheticSource(ClipSource):
 
 class RecordingSource(Source):
     """A recording in the dataset store at `root` (the first one when `subject`/`recording` are None), read in
-    chunks of `chunk` frames; with `realtime`, paced at the recording's rate."""
+    chunks of `chunk` frames; with `realtime`, paced at the recording's rate with `buffer` frames buffered."""
 
     def __init__(
         self,
@@ -216,6 +227,7 @@ class RecordingSource(Source):
         recording: str | None = None,
         realtime: bool = False,
         chunk: int = 64,
+        buffer: int = BUFFER_FRAMES,
     ) -> None:
         from egoface.data import DatasetStore
 
@@ -234,7 +246,7 @@ class RecordingSource(Source):
         self.fps = float(head.attrs.get("fps", 30.0))
         self.frames = self.ref.frames
         self.chunk = chunk
-        self.pacer = _Pacer(self.fps, realtime)
+        self.pacer = _Pacer(self.fps, realtime, buffer)
         self.index = 0
         self._buffer: tuple[int, dict[str, np.ndarray], np.ndarray] | None = None
 
