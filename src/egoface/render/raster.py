@@ -183,8 +183,10 @@ def _rasterize_bands(
 
 
 def _num_bands(height: int) -> int:
-    # A few bands per thread balance faces that fill only part of the image; each band re-reads the row table.
-    return max(1, min(height, 4 * numba.get_num_threads()))
+    # A few bands per thread balance faces that fill only part of the image; each band re-reads the row table, so a
+    # single thread draws the image as one band.
+    threads = numba.get_num_threads()
+    return 1 if threads == 1 else max(1, min(height, 4 * threads))
 
 
 def _rasterize_fast(

@@ -161,15 +161,20 @@ def _expose(
 ):  # fmt: skip  # pragma: no cover - compiled
     """The per-pixel chain of `sense` after the optics, one pass: light (H, W) x optical gain x exposure ->
     electrons + shot noise, clipped at the full well, + read noise -> signal (1 = 255 DN above black, clipped at 0)
-    -> response curve -> black level -> rounded and clipped uint8 `frame`. Draws two standard normals from `rng`
-    per pixel."""
+    -> response curve -> black level -> rounded and clipped uint8 `frame`. Draws one or two standard normals from
+    `rng` per pixel."""
     height, width = light.shape
     for y in range(height):
         for x in range(width):
-            electrons = light[y, x] * optical_gain[y, x] * exposure
-            electrons += math.sqrt(max(electrons, 0.0)) * rng.standard_normal()  # shot noise
-            electrons = min(electrons, full_well)  # the well clips the collected charge
-            electrons += read_noise * rng.standard_normal()
+            electrons = max(light[y, x] * optical_gain[y, x] * exposure, 0.0)
+            if electrons + 7.0 * math.sqrt(electrons) < full_well:
+                # The well cannot clip (but with probability < 1e-11): shot and read noise, independent Gaussians,
+                # add in quadrature and are drawn at once.
+                electrons += math.sqrt(electrons + read_noise * read_noise) * rng.standard_normal()
+            else:
+                electrons += math.sqrt(electrons) * rng.standard_normal()  # shot noise
+                electrons = min(electrons, full_well)  # the well clips the collected charge
+                electrons += read_noise * rng.standard_normal()
             signal = max(electrons * signal_per_electron, 0.0)
             if gamma != 1.0:
                 signal = signal**gamma
