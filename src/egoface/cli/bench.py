@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import resource
 import statistics
 import tempfile
 
@@ -51,6 +52,12 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by this process and its finished child processes (the workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _generate(args: argparse.Namespace) -> int:
     """4-camera (quest-pro-4) synthetic recordings at 192x192, 30 Hz, tiny script, written to a temporary store."""
     from egoface.capture.generate import GENERATION_PRESETS, generate, plan_subjects
@@ -61,14 +68,17 @@ def _generate(args: argparse.Namespace) -> int:
     settings = GENERATION_PRESETS["tiny"].settings(rig)
     settings = dataclasses.replace(settings, resolution=(192, 192))
     plans = plan_subjects(["synthetic"], args.subjects, 0, lambda _index: "train")
-    rates = []
+    rates, cpu_rates = [], []
     for run in range(args.repeats):
+        cpu_start = _cpu_seconds()
         with tempfile.TemporaryDirectory(prefix="egoface-bench-") as root:
             summary = generate(plans, rig, settings, functools.partial(DatasetStore, root), workers=args.workers)
         rates.append(summary.frames / summary.seconds)
-        console.print(f"run {run + 1}/{args.repeats}: {rates[-1]:.1f} frames/s")
+        cpu_rates.append(summary.frames / (_cpu_seconds() - cpu_start))
+        console.print(f"run {run + 1}/{args.repeats}: {rates[-1]:.1f} frames/s, {cpu_rates[-1]:.1f} per CPU second")
     result = {
         "frames_per_second": statistics.median(rates),
+        "frames_per_cpu_second": statistics.median(cpu_rates),
         "runs": rates,
         "workers": args.workers,
         "cameras": len(rig.cameras),
