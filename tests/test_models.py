@@ -171,14 +171,15 @@ def test_backbone_interface_resolution_and_width(name: str) -> None:
     backbone = create_backbone(name).eval()
     assert isinstance(backbone, Backbone) and backbone.config == get_backbone_config(name)
     size = 224 if name == "resnet18_like" else 192  # REFA: 224 -> 7x7; the others: 192 -> 6x6 (stride 32)
+    stride = 16 if name == "resnet_lite" else 32  # resnet_lite: 3x3/2 stem, no pool -> 12x12
     x = torch.randn(1, 1, size, size)
     with torch.no_grad():
         feature_map = backbone.forward_feature_map(x)
         features = backbone.forward_features(x)
-        assert feature_map.shape == (1, backbone.num_features, size // 32, size // 32)
+        assert feature_map.shape == (1, backbone.num_features, size // stride, size // stride)
         torch.testing.assert_close(features, feature_map.mean((2, 3)))
         torch.testing.assert_close(backbone(x), features)
-        assert backbone.forward_feature_map(torch.randn(1, 1, 96, 128)).shape[2:] == (3, 4)
+        assert backbone.forward_feature_map(torch.randn(1, 1, 96, 128)).shape[2:] == (96 // stride, 128 // stride)
     narrow = create_backbone(name, width_mult=backbone.config.width_mult / 2, in_chans=3)
     assert narrow.num_features == make_divisible(backbone.num_features * 0.5)
     assert narrow(torch.randn(1, 3, 64, 64)).shape == (1, narrow.num_features)

@@ -17,7 +17,7 @@ def test_presets_have_the_documented_settings() -> None:
     assert paper.input_size == (192, 192) and paper.batch_size == 16 and paper.steps == 150_000
     assert paper.optim.lr == 1e-3 and paper.optim.weight_decay == 1e-5 and paper.optim.schedule == "cosine"
     assert PRESETS["tiny"].steps <= 5 and max(PRESETS["tiny"].input_size) <= 64
-    assert PRESETS["default"].optim.schedule == "cosine" and PRESETS["default"].cutmix
+    assert PRESETS["default"].optim.schedule == "cosine" and PRESETS["default"].model == "refa_lite"
     assert PRESETS["default"].augment == AugmentConfig()  # the Universal paper's ranges
     assert PRESETS["default"].threads == 1 and PRESETS["paper"].threads == 0
 

@@ -116,6 +116,15 @@ register_backbone(
 # The shipped-model budget (4 cameras x 192x192 in a few ms on 2 cores): resnet_tiny at half width, 64 features.
 register_backbone("resnet_nano", replace(get_backbone_config("resnet_tiny"), width_mult=0.5))
 
+# The shipped model's encoder: a 3x3 stride-2 stem keeps the detail a stride-4 stem throws away (lip contours and
+# the jaw line are a few pixels wide in the oblique mouth views), one block per stage; 96x96 in -> 96 x 6x6.
+register_backbone(
+    "resnet_lite",
+    ResNetConfig(
+        stem_channels=16, stem_kernel=3, stem_stride=2, stem_pool=False, channels=(16, 32, 64, 96), depths=(1, 1, 1, 1)
+    ),
+)
+
 _RE, _HS = "relu", "hardswish"
 # MobileNetV3-Small (Howard et al. 2019, Table 2) without the classifier; 576 features, stride 32.
 register_backbone(

@@ -240,6 +240,7 @@ _FIVE_CAMERAS = ("eye_left", "eye_right", "mouth_left", "mouth_right", "glabella
 
 register_model("refa_nano", ModelConfig(arch="refa", backbone=get_backbone_config("resnet_nano"), hidden_features=64))
 register_model("refa_tiny", ModelConfig(arch="refa", backbone=get_backbone_config("resnet_tiny"), hidden_features=128))
+register_model("refa_lite", ModelConfig(arch="refa", backbone=get_backbone_config("resnet_lite"), hidden_features=128))
 register_model(
     "refa_mobilenetv3_tiny",
     ModelConfig(arch="refa", backbone=get_backbone_config("mobilenetv3_tiny"), hidden_features=128),
