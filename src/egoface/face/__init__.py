@@ -4,20 +4,13 @@
 (identity, expression, gaze) poses a batch of faces (`FaceMesh.vertices: (B, V, 3)` mm, head frame).
 """
 
-import functools
+from __future__ import annotations
 
-from egoface.face.appearance import Appearance, Glasses, glasses_geometry, sample_appearance, surface_reflectance
+import functools
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from egoface.face.gaze import eye_look_from_gaze, gaze_from_eye_look, gaze_vector
-from egoface.face.model import (
-    REQUIRED_REGIONS,
-    FaceMesh,
-    FaceModel,
-    FaceModelData,
-    FaceRig,
-    FaceTopology,
-    Landmarks,
-    LipPairs,
-)
 from egoface.face.names import (
     EXPRESSION_NAMES,
     EYE_LOOK_NAMES,
@@ -27,7 +20,45 @@ from egoface.face.names import (
     expression_vector,
     mirror_name,
 )
-from egoface.face.rig import Idiosyncrasies, sample_idiosyncrasies
+
+if TYPE_CHECKING:
+    from egoface.face.appearance import (
+        Appearance,
+        Glasses,
+        glasses_geometry,
+        sample_appearance,
+        surface_reflectance,
+    )
+    from egoface.face.model import (
+        REQUIRED_REGIONS,
+        FaceMesh,
+        FaceModel,
+        FaceModelData,
+        FaceRig,
+        FaceTopology,
+        Landmarks,
+        LipPairs,
+    )
+    from egoface.face.rig import Idiosyncrasies, sample_idiosyncrasies
+
+_MODEL_NAMES = ("REQUIRED_REGIONS", "FaceMesh", "FaceModel", "FaceModelData", "FaceRig", "FaceTopology", "Landmarks",
+                "LipPairs")  # fmt: skip
+#: Names loaded on first use (they need torch); names, gaze conventions and mappings do not, so the runtime imports
+#: them with numpy and onnxruntime only.
+_LAZY = {
+    **dict.fromkeys(
+        ("Appearance", "Glasses", "glasses_geometry", "sample_appearance", "surface_reflectance"), "appearance"
+    ),
+    **dict.fromkeys(_MODEL_NAMES, "model"),
+    **dict.fromkeys(("Idiosyncrasies", "sample_idiosyncrasies"), "rig"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"egoface.face.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'egoface.face' has no attribute {name!r}")
+
 
 __all__ = [
     "EXPRESSION_NAMES",

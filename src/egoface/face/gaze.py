@@ -15,9 +15,17 @@ each clamped to [0, 1]. `gaze_from_eye_look` is its inverse inside those ranges.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING, TypeVar
 
+import numpy as np
+
+from egoface.face._arrays import torch_of
 from egoface.face.names import EYE_LOOK_NAMES
+
+if TYPE_CHECKING:  # torch is imported by the functions that need it: the runtime uses this module without torch
+    import torch
+
+Array = TypeVar("Array", np.ndarray, "torch.Tensor")
 
 __all__ = [
     "DOWN_RANGE_DEG",
@@ -36,6 +44,8 @@ DOWN_RANGE_DEG = 30.0
 
 def eye_look_from_gaze(gaze: torch.Tensor) -> torch.Tensor:
     """gaze: (B, 2, 2) deg -> (B, 8) eye-following shape weights in `EYE_LOOK_NAMES` order."""
+    import torch
+
     yaw, pitch = gaze[..., 0], gaze[..., 1]  # (B, 2) each, eye 0 = left
     outward = torch.stack([yaw[:, 0], -yaw[:, 1]], dim=1)  # (B, 2) positive away from the nose
     values = {
@@ -50,6 +60,8 @@ def eye_look_from_gaze(gaze: torch.Tensor) -> torch.Tensor:
 
 def gaze_from_eye_look(eye_look: torch.Tensor) -> torch.Tensor:
     """eye_look: (B, 8) in `EYE_LOOK_NAMES` order -> gaze (B, 2, 2) deg; inverse of `eye_look_from_gaze`."""
+    import torch
+
     shape = {name: eye_look[:, i] for i, name in enumerate(EYE_LOOK_NAMES)}
     eyes = []
     for side, outward_sign in (("_L", 1.0), ("_R", -1.0)):
@@ -59,10 +71,12 @@ def gaze_from_eye_look(eye_look: torch.Tensor) -> torch.Tensor:
     return torch.stack(eyes, dim=1)
 
 
-def gaze_vector(gaze: torch.Tensor) -> torch.Tensor:
-    """gaze: (..., 2) deg (yaw, pitch) -> (..., 3) unit direction in the head frame."""
-    yaw, pitch = torch.deg2rad(gaze[..., 0]), torch.deg2rad(gaze[..., 1])
-    return torch.stack([torch.sin(yaw) * torch.cos(pitch), torch.sin(pitch), torch.cos(yaw) * torch.cos(pitch)], -1)
+def gaze_vector(gaze: Array) -> Array:
+    """gaze: (..., 2) deg (yaw, pitch) -> (..., 3) unit direction in the head frame; numpy in, numpy out; torch in,
+    torch out."""
+    xp = torch_of(gaze) or np
+    yaw, pitch = xp.deg2rad(gaze[..., 0]), xp.deg2rad(gaze[..., 1])
+    return xp.stack([xp.sin(yaw) * xp.cos(pitch), xp.sin(pitch), xp.cos(yaw) * xp.cos(pitch)], -1)
 
 
 def gaze_rotation(gaze: torch.Tensor) -> torch.Tensor:
@@ -70,6 +84,8 @@ def gaze_rotation(gaze: torch.Tensor) -> torch.Tensor:
 
     R = R_y(yaw) @ R_x(-pitch): first tilt up by pitch, then turn toward +X by yaw.
     """
+    import torch
+
     yaw, pitch = torch.deg2rad(gaze[..., 0]), torch.deg2rad(gaze[..., 1])
     cy, sy, cp, sp = torch.cos(yaw), torch.sin(yaw), torch.cos(pitch), torch.sin(pitch)
     zero = torch.zeros_like(yaw)

@@ -31,12 +31,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import numpy as np
-import torch
 
+from egoface.face._arrays import torch_of
 from egoface.face.names import EXPRESSION_NAMES
+
+if TYPE_CHECKING:  # torch is imported only for torch inputs: the runtime converts numpy arrays without torch
+    import torch
 
 __all__ = [
     "ARKIT_NAMES",
@@ -53,7 +56,7 @@ __all__ = [
     "to_unified",
 ]
 
-Array = TypeVar("Array", np.ndarray, torch.Tensor)
+Array = TypeVar("Array", np.ndarray, "torch.Tensor")
 Table = Mapping[str, Sequence[tuple[str, float]]]
 
 ARKIT_NAMES: tuple[str, ...] = (
@@ -255,9 +258,11 @@ def _apply(x: Array, matrix: np.ndarray, what: str) -> Array:
     """x: (..., S) numpy or torch -> (..., T) = x @ matrix.T, same library, dtype (float) and device."""
     if x.shape[-1:] != (matrix.shape[1],):
         raise ValueError(f"{what} expects an array of shape (..., {matrix.shape[1]}), got {tuple(x.shape)}")
-    if isinstance(x, torch.Tensor):
-        dtype = x.dtype if x.dtype.is_floating_point else torch.float32
-        return x.to(dtype) @ torch.as_tensor(matrix, dtype=dtype, device=x.device).T
+    torch_module = torch_of(x)
+    if torch_module is not None:
+        tensor = cast("torch.Tensor", x)
+        dtype = tensor.dtype if tensor.dtype.is_floating_point else torch_module.float32
+        return cast(Array, tensor.to(dtype) @ torch_module.as_tensor(matrix, dtype=dtype, device=tensor.device).T)
     array = np.asarray(x)
     dtype = array.dtype if array.dtype.kind == "f" else np.float32
     return array.astype(dtype, copy=False) @ matrix.T.astype(dtype)
@@ -274,10 +279,15 @@ def convert(x: Array, standard: str) -> Array:
         # The neutral row of the matrix is zero: add the rest score into that column (no in-place write).
         column = np.zeros(len(target.names), dtype=np.float32)
         column[target.neutral_index] = 1.0
-        if isinstance(out, torch.Tensor):
-            rest = (1.0 - out.amax(dim=-1, keepdim=True)).clamp(0.0, 1.0)
-            return out + rest * torch.as_tensor(column, dtype=out.dtype, device=out.device)
-        return out + np.clip(1.0 - out.max(axis=-1, keepdims=True), 0.0, 1.0) * column.astype(out.dtype)
+        torch_module = torch_of(out)
+        if torch_module is not None:
+            tensor = cast("torch.Tensor", out)
+            rest = (1.0 - tensor.amax(dim=-1, keepdim=True)).clamp(0.0, 1.0)
+            return cast(Array, tensor + rest * torch_module.as_tensor(column, dtype=tensor.dtype, device=tensor.device))
+        array = cast(np.ndarray, out)
+        return cast(
+            Array, array + np.clip(1.0 - array.max(axis=-1, keepdims=True), 0.0, 1.0) * column.astype(array.dtype)
+        )
     return out
 
 

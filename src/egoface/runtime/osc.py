@@ -34,7 +34,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from pythonosc.osc_message import OscMessage
 from pythonosc.parsing import osc_types
 
@@ -140,7 +139,7 @@ def osc_messages(result: TrackResult, kind: str) -> list[Message]:
         unified = convert(expression, "unified")
         messages: list[Message] = [(_UNIFIED_PREFIX + _UNIFIED.names[i], (float(unified[i]),)) for i in _UNIFIED_SENT]
         messages.append((_UNIFIED_PREFIX + "JawX", (float(unified[_JAW[0]] - unified[_JAW[1]]),)))
-        direction = gaze_vector(torch.as_tensor(np.asarray(result.gaze, dtype=np.float32))).numpy()  # (2, 3) head
+        direction = gaze_vector(np.asarray(result.gaze, dtype=np.float32))  # (2, 3) head frame
         for eye, side in enumerate(("Left", "Right")):
             messages.append((f"{_UNIFIED_PREFIX}Eye{side}X", (float(-direction[eye, 0]),)))  # +x: user's right
             messages.append((f"{_UNIFIED_PREFIX}Eye{side}Y", (float(direction[eye, 1]),)))
