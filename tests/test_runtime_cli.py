@@ -31,12 +31,13 @@ def test_export_with_feature_statistics(tmp_path, capsys) -> None:
     assert main(["export", "--model", str(tmp_path / "run"), "--out", str(out), "--data", str(store), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["ood"] is True and result["feature_frames"] == 40 and result["input_size"] == [32, 32]
+    assert result["ood_blocks"] == ["eye_left", "eye_right", "mouth_left", "mouth_right"]  # refa: per camera
     with Tracker.create(TrackerOptions(out)) as tracker:
-        assert tracker.statistics is not None and tracker.ood_note is None
+        assert tracker.ood is not None and tracker.ood_note is None
     assert main(["export", "--model", str(tmp_path / "run"), "--out", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["ood"] is False
     with Tracker.create(TrackerOptions(out)) as tracker:
-        assert tracker.statistics is None and "export with --data" in (tracker.ood_note or "")
+        assert tracker.ood is None and "export with --data" in (tracker.ood_note or "")
 
 
 def test_export_without_a_model_fails_clearly(tmp_path, capsys) -> None:

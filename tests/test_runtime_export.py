@@ -1,6 +1,7 @@
 """ONNX export: every registered image tracker exports, and ONNX Runtime agrees with eager torch (max abs difference
 <= 1e-4 on every output, the features included); the file carries the metadata the runtime reads; keypoint models
-are refused; MACs are counted; feature statistics score training-like features near 1 and outliers far above."""
+are refused; MACs are counted; feature statistics score training-like features near 1 and outliers far above, and
+split into per-camera blocks."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ import pytest
 import torch
 
 from egoface.face.names import EXPRESSION_NAMES
-from egoface.models import create_model, list_models
+from egoface.models import create_model, get_model_config, list_models
 from egoface.runtime.export import METADATA_KEYS, OUTPUT_NAMES, count_macs, export_onnx
-from egoface.runtime.ood import FeatureStatistics
+from egoface.runtime.ood import FeatureStatistics, OodDetector
 from runtime_models import small_model
 
-IMAGE_MODELS = [name for name in list_models() if name != "flnet"]  # flnet reads keypoints, not images
+# flnet reads keypoints, not images; anchor-calibrated encoders (issue 5) also read their user's anchors
+ANCHOR_MODELS = [name for name in list_models() if getattr(get_model_config(name), "anchors", ())]
+IMAGE_MODELS = [name for name in list_models() if name != "flnet" and name not in ANCHOR_MODELS]
 
 
 @pytest.mark.parametrize("name", IMAGE_MODELS)
@@ -39,8 +42,8 @@ def test_onnx_matches_eager_torch(name: str, tmp_path) -> None:
 
 def test_metadata_describes_the_input(tmp_path) -> None:
     model = small_model("refa_nano", size=40)
-    stats = FeatureStatistics.fit(np.random.default_rng(0).standard_normal((50, model.num_features)))
-    path = export_onnx(model, tmp_path / "m.onnx", "refa_nano", stats)
+    ood = OodDetector.fit(np.random.default_rng(0).standard_normal((50, model.num_features)), model.config.cameras)
+    path = export_onnx(model, tmp_path / "m.onnx", "refa_nano", ood)
     meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
     assert set(meta) == set(METADATA_KEYS)
     assert json.loads(meta["egoface.input_size"]) == [40, 40]
@@ -50,15 +53,21 @@ def test_metadata_describes_the_input(tmp_path) -> None:
     assert json.loads(meta["egoface.outputs"]) == list(OUTPUT_NAMES)
     assert json.loads(meta["egoface.expression_names"]) == list(EXPRESSION_NAMES)
     assert meta["egoface.model_name"] == "refa_nano"
-    restored = FeatureStatistics.from_json(meta["egoface.feature_statistics"])
-    np.testing.assert_allclose(restored.mean, stats.mean)
-    assert restored.threshold == stats.threshold
+    restored = OodDetector.from_json(meta["egoface.feature_statistics"])
+    assert [(b.name, b.start, b.stop) for b in restored.blocks] == [
+        (camera, i * model.feature_dim, (i + 1) * model.feature_dim) for i, camera in enumerate(model.config.cameras)
+    ]
+    np.testing.assert_allclose(restored.blocks[2].statistics.mean, ood.blocks[2].statistics.mean)
+    assert restored.blocks[0].statistics.threshold == ood.blocks[0].statistics.threshold
     assert not list(tmp_path.glob(".*tmp*")), "the temporary export file was left behind"
 
 
-def test_keypoint_model_is_refused(tmp_path) -> None:
+def test_keypoint_and_anchor_models_are_refused(tmp_path) -> None:
     with pytest.raises(ValueError, match="only image models"):
         export_onnx(create_model("flnet"), tmp_path / "f.onnx", "flnet")  # type: ignore[arg-type]
+    for name in ANCHOR_MODELS:
+        with pytest.raises(ValueError, match="reads its user's enrolled anchors"):
+            export_onnx(create_model(name, input_size=(32, 32)), tmp_path / "a.onnx", name)  # type: ignore[arg-type]
 
 
 def test_count_macs_counts_convolutions_and_linear_layers() -> None:
@@ -96,3 +105,5 @@ def test_feature_statistics_separate_outliers() -> None:
     assert np.mean(stats.score(inside) > stats.threshold) < 0.02
     assert np.all(stats.score(outside) > stats.threshold)
     assert 0.5 < np.median(stats.score(inside)) < 2.0
+    with pytest.raises(ValueError, match="do not split into 3 camera blocks"):
+        OodDetector.fit(train, ("a", "b", "c"))

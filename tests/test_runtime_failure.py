@@ -8,7 +8,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from egoface.runtime.failure import FailureDetector, FailureOptions, camera_regions, shape_regions
-from egoface.runtime.ood import FeatureStatistics
+from egoface.runtime.ood import OodDetector
 
 CAMERAS = ("eye_left", "eye_right", "mouth_left", "mouth_right")
 
@@ -19,9 +19,9 @@ def textured(rng: np.random.Generator) -> np.ndarray:
     return np.clip(base + rng.normal(0, 5, (64, 64)), 0, 255).astype(np.uint8)
 
 
-def warmed_up(statistics: FeatureStatistics | None = None) -> tuple[FailureDetector, np.random.Generator]:
+def warmed_up(ood: OodDetector | None = None) -> tuple[FailureDetector, np.random.Generator]:
     rng = np.random.default_rng(0)
-    detector = FailureDetector(CAMERAS, FailureOptions(), statistics)
+    detector = FailureDetector(CAMERAS, FailureOptions(), ood)
     for _ in range(20):
         check(detector, [textured(rng) for _ in CAMERAS])
     return detector, rng
@@ -77,13 +77,19 @@ def test_disconnected_and_off_face() -> None:
 
 def test_out_of_distribution_features() -> None:
     rng = np.random.default_rng(1)
-    statistics = FeatureStatistics.fit(rng.standard_normal((400, 8)), components=4)
-    detector, rng = warmed_up(statistics)
-    failures, confidence = check(detector, [textured(rng) for _ in CAMERAS], rng.standard_normal(8))
-    assert "ood" not in failures
+    training = rng.standard_normal((400, 8))
+    detector, rng = warmed_up(OodDetector.fit(training, components=4))  # one block over all features
+    failures, _ = check(detector, [textured(rng) for _ in CAMERAS], rng.standard_normal(8))
+    assert "ood" not in failures and detector.ood_scores["all"] < 1.0
     failures, confidence = check(detector, [textured(rng) for _ in CAMERAS], 10 + rng.standard_normal(8))
     assert failures == {"ood": ["out_of_distribution"]}
     assert confidence["eyes"] == FailureOptions().ood_confidence
+    detector, rng = warmed_up(OodDetector.fit(training, CAMERAS, components=1))  # per camera: 2 features each
+    features = rng.standard_normal(8)
+    features[4:6] += 10  # mouth_left's block
+    failures, confidence = check(detector, [textured(rng) for _ in CAMERAS], features)
+    assert failures == {"mouth_left": ["out_of_distribution"]}
+    assert confidence["eyes"] == 1.0 and confidence["lower_face"] == (1 + FailureOptions().ood_confidence) / 2
 
 
 def test_regions() -> None:

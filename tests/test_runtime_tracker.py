@@ -15,7 +15,7 @@ from egoface.runtime.calibration import ProfileStore
 from egoface.runtime.export import export_onnx
 from egoface.runtime.failure import FailureOptions
 from egoface.runtime.filters import Smoothing
-from egoface.runtime.ood import FeatureStatistics
+from egoface.runtime.ood import OodDetector
 from egoface.runtime.preprocess import InputSpec, resize_weights
 from egoface.runtime.tracker import Tracker, TrackerOptions
 from runtime_models import exported, small_model
@@ -136,21 +136,21 @@ def test_recenter_makes_the_resting_face_neutral() -> None:
     assert np.abs(after[free]).max() < 0.02
 
 
-def test_out_of_distribution_frames_are_flagged(tmp_path) -> None:
+def test_out_of_distribution_frames_are_flagged_per_camera(tmp_path) -> None:
     rng = np.random.default_rng(6)
     with Tracker.create(TrackerOptions(exported())) as plain:
-        assert plain.statistics is None and "export with --data" in (plain.ood_note or "")
+        assert plain.ood is None and "export with --data" in (plain.ood_note or "")
         training = np.stack([plain.infer(frames(rng)).features for _ in range(120)])
-    statistics = FeatureStatistics.fit(training, components=8)
-    path = export_onnx(small_model(), tmp_path / "ood.onnx", "refa_nano", statistics)
+    path = export_onnx(small_model(), tmp_path / "ood.onnx", "refa_nano", OodDetector.fit(training, CAMERAS, 8))
     y, x = np.mgrid[:72, :80]
     hand = np.where((x - 40) ** 2 + (y - 50) ** 2 < 30**2, 235, 20).astype(np.uint8)  # a bright blob fills the view
     with Tracker.create(TrackerOptions(path, smoothing=Smoothing.off())) as tracker:
         inside = [tracker.track(frames(rng), i / 72) for i in range(20)]
-        outside = tracker.track(frames(rng) | {"mouth_left": hand, "mouth_right": hand}, 1.0)
-    assert sum("ood" in r.failures for r in inside) <= 1
-    assert outside.failures["ood"] == ["out_of_distribution"]
-    assert outside.confidence["eyes"] == pytest.approx(FailureOptions().ood_confidence)
+        outside = tracker.track(frames(rng) | {"mouth_left": hand}, 1.0)
+    assert sum(bool(r.failures) for r in inside) <= 1
+    assert outside.failures == {"mouth_left": ["out_of_distribution"]}
+    assert outside.confidence["eyes"] == 1.0
+    assert outside.confidence["lower_face"] == pytest.approx((1 + FailureOptions().ood_confidence) / 2)
 
 
 def test_named_profile_is_saved_on_close(tmp_path) -> None:

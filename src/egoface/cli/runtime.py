@@ -103,19 +103,20 @@ def _export(args: argparse.Namespace) -> int:
     from egoface.runtime.export import export_onnx, feature_statistics
 
     model = load_tracker_model(args.model)
-    statistics = None
+    ood = None
     if args.data is not None:
         with progress_bar(args.json) as progress:
             progress.add_task("summarizing training features", total=None)
-            statistics = feature_statistics(model, args.data, max_frames=args.feature_frames)
-    path = export_onnx(model, args.out, args.model, statistics)
+            ood = feature_statistics(model, args.data, max_frames=args.feature_frames)
+    path = export_onnx(model, args.out, args.model, ood)
     result: dict[str, Any] = {
         "path": str(path),
         "model": args.model,
         "cameras": list(model.config.cameras),
         "input_size": list(model.config.input_size),
-        "ood": statistics is not None,
-        "feature_frames": 0 if statistics is None else statistics.frames,
+        "ood": ood is not None,
+        "ood_blocks": [] if ood is None else [block.name for block in ood.blocks],
+        "feature_frames": 0 if ood is None else ood.frames,
         "bytes": path.stat().st_size,
     }
     if args.json:
@@ -123,7 +124,7 @@ def _export(args: argparse.Namespace) -> int:
         return 0
     note = (
         f"OOD detection from {result['feature_frames']} training frames"
-        if statistics is not None
+        if ood is not None
         else "no feature statistics: out-of-distribution detection is off (pass --data DIR to enable it)"
     )
     Console().print(f"wrote {path} ({result['bytes'] / 1e6:.1f} MB; cameras {', '.join(result['cameras'])}); {note}")

@@ -25,8 +25,8 @@ from torch import nn
 
 import egoface
 from egoface.models.files import normalize_images
-from egoface.models.regressor import TrackerModel
-from egoface.runtime.ood import FeatureStatistics
+from egoface.models.regressor import RefaRegressor, TrackerModel
+from egoface.runtime.ood import OodDetector
 
 __all__ = [
     "FORMAT_VERSION",
@@ -56,7 +56,7 @@ METADATA_KEYS: dict[str, str] = {
     "egoface.outputs": "JSON list: output names in graph order",
     "egoface.expression_names": "JSON list: the 53 names of the `expression` output",
     "egoface.model_config": "JSON: the full ModelConfig the weights belong to",
-    "egoface.feature_statistics": "JSON FeatureStatistics of the training data, or absent (OOD detection off)",
+    "egoface.feature_statistics": "JSON OodDetector blocks of the training features, or absent (OOD detection off)",
 }
 
 
@@ -75,9 +75,10 @@ class _ExportWrapper(nn.Module):
 
 def feature_statistics(
     model: TrackerModel, root: str | os.PathLike[str], max_frames: int = 2000, batch_size: int = 32, seed: int = 0
-) -> FeatureStatistics:
+) -> OodDetector:
     """Summarize the model's features over up to `max_frames` random training frames of the synthetic domain in the
-    dataset store at `root` (fed exactly as in training: `prepare_views` then `normalize_images`)."""
+    dataset store at `root` (fed exactly as in training: `prepare_views` then `normalize_images`): per camera for
+    REFA's regressor (its features are camera-major blocks), else over all features."""
     from egoface.data.dataset import HeadsetDataset
 
     config = model.config
@@ -89,7 +90,8 @@ def feature_statistics(
         for batch in _batches(chosen, batch_size):
             images = torch.stack([dataset[int(i)].images for i in batch])
             features.append(model.eval().forward_features(normalize_images(images, config)).numpy())
-    return FeatureStatistics.fit(np.concatenate(features))
+    cameras = config.cameras if isinstance(model, RefaRegressor) else None
+    return OodDetector.fit(np.concatenate(features), cameras)
 
 
 def _batches(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
@@ -101,16 +103,23 @@ def export_onnx(
     model: TrackerModel,
     path: str | os.PathLike[str],
     model_name: str,
-    statistics: FeatureStatistics | None = None,
+    ood: OodDetector | None = None,
 ) -> Path:
     """Export `model` to `path` (written atomically) with its metadata; returns the path.
 
     Uses the TorchScript-based exporter (`dynamo=False`) at opset `OPSET` with a dynamic batch axis; image models
-    only (a keypoint model's input is not an image).
+    without anchors only (a keypoint model's input is not an image; an anchor-calibrated encoder would need its
+    user's anchor features as a second input).
     """
     if len(model.input_shape) != 4:
         raise ValueError(
             f"only image models export to the runtime; {model.config.arch} takes input of shape {model.input_shape}"
+        )
+    anchors = getattr(model.config, "anchors", ())  # anchor-calibrated encoders (egoface.models.calibrated)
+    if anchors:
+        raise ValueError(
+            f"the {model.config.arch} model reads its user's enrolled anchors {anchors}; exporting "
+            "anchor-calibrated encoders (anchor features as a second graph input) is not supported yet"
         )
     config = model.config
     out = Path(path)
@@ -146,8 +155,8 @@ def export_onnx(
         "egoface.expression_names": json.dumps(list(config.expression_names)),
         "egoface.model_config": config.to_json(),
     }
-    if statistics is not None:
-        metadata["egoface.feature_statistics"] = statistics.to_json()
+    if ood is not None:
+        metadata["egoface.feature_statistics"] = ood.to_json()
     onnx.helper.set_model_props(graph, metadata)
     graph.producer_name = "egoface"
     onnx.checker.check_model(graph)

@@ -13,8 +13,9 @@ Per camera, on the model's view of it (`(H, W)` in [0, 1], every other pixel in 
 
 Running levels are exponential averages over the camera's healthy frames and start after `warmup_frames` of them,
 so `blurred` and `covered` are relative to this user and this headset. `off_face` (under the key `"headset"`): every
-camera is black, saturated, covered or disconnected. `out_of_distribution` (key `"ood"`): the features' distance to
-the training distribution (`egoface.runtime.ood.FeatureStatistics`) is above its threshold.
+camera is black, saturated, covered or disconnected. `out_of_distribution`: the features' distance to the training
+distribution (`egoface.runtime.ood.OodDetector`) is above its threshold, under the camera's name when the model
+file has per-camera statistics, else under the key `"ood"`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from egoface.runtime.ood import FeatureStatistics
+from egoface.runtime.ood import ALL_FEATURES, OodDetector
 from egoface.runtime.result import REGIONS
 
 __all__ = [
@@ -145,15 +146,16 @@ def shape_regions(names: tuple[str, ...]) -> dict[str, np.ndarray]:
 
 
 class FailureDetector:
-    """All checks of one tracker: per camera, the headset, and (with `statistics`) out-of-distribution features."""
+    """All checks of one tracker: per camera, the headset, and (with `ood`) out-of-distribution features."""
 
-    def __init__(self, cameras: tuple[str, ...], options: FailureOptions, statistics: FeatureStatistics | None) -> None:
+    def __init__(self, cameras: tuple[str, ...], options: FailureOptions, ood: OodDetector | None) -> None:
         self.cameras = cameras
         self.options = options
-        self.statistics = statistics
+        self.ood = ood
         self.monitors = [CameraMonitor(options) for _ in cameras]
         self.regions = camera_regions(cameras)
-        self.last_ood_score = float("nan")
+        #: The last frame's OOD scores relative to their thresholds (above 1: out of distribution), by block.
+        self.ood_scores: dict[str, float] = {}
 
     def check(
         self, views: list[np.ndarray | None], frames: list[np.ndarray | None], features: np.ndarray | None
@@ -171,11 +173,17 @@ class FailureDetector:
         if all(_OFF_FACE.intersection(failures.get(camera, ())) for camera in self.cameras):
             failures["headset"] = ["off_face"]
             factor = 0.0
-        if self.statistics is not None and features is not None:
-            self.last_ood_score = float(self.statistics.score(features[None])[0])
-            if self.last_ood_score > self.statistics.threshold:
-                failures["ood"] = ["out_of_distribution"]
-                factor *= self.options.ood_confidence
+        if self.ood is not None and features is not None:
+            self.ood_scores = self.ood.relative_scores(features)
+            for name, score in self.ood_scores.items():
+                if score <= 1.0:
+                    continue
+                if name == ALL_FEATURES:
+                    failures["ood"] = ["out_of_distribution"]
+                    factor *= self.options.ood_confidence
+                else:
+                    failures.setdefault(name, []).append("out_of_distribution")
+                    health[self.cameras.index(name)] *= self.options.ood_confidence
         confidence = {
             region: float(health[self.regions[region]].mean()) * factor if self.regions[region] else 0.0
             for region in REGIONS

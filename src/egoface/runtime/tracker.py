@@ -27,7 +27,7 @@ import onnxruntime as ort
 from egoface.runtime.calibration import Calibrator, Profile, ProfileStore, RomOptions
 from egoface.runtime.failure import FailureDetector, FailureOptions, HoldAndEase
 from egoface.runtime.filters import OneEuroFilter, Smoothing
-from egoface.runtime.ood import FeatureStatistics
+from egoface.runtime.ood import OodDetector
 from egoface.runtime.preprocess import InputSpec
 from egoface.runtime.result import TrackResult
 
@@ -82,9 +82,9 @@ class Tracker:
         self.model_name = metadata.get("egoface.model_name", "")
         self.expression_names: tuple[str, ...] = tuple(json.loads(metadata["egoface.expression_names"]))
         stats_text = metadata.get("egoface.feature_statistics")
-        self.statistics = FeatureStatistics.from_json(stats_text) if stats_text and options.ood else None
+        self.ood = OodDetector.from_json(stats_text) if stats_text and options.ood else None
         #: Why out-of-distribution detection is off, or None when it is on.
-        self.ood_note = None if self.statistics is not None else _ood_note(options.ood)
+        self.ood_note = None if self.ood is not None else _ood_note(options.ood)
         self._store: ProfileStore | None = None
         if isinstance(options.profile, str):
             self._store = ProfileStore(options.profile_dir)
@@ -92,7 +92,7 @@ class Tracker:
         else:
             self.profile = options.profile
         self.calibrator = Calibrator(self.profile, options.rom)
-        self.detector = FailureDetector(self.cameras, options.failure, self.statistics)
+        self.detector = FailureDetector(self.cameras, options.failure, self.ood)
         self.hold = HoldAndEase(self.expression_names, options.failure)
         self.filter = _make_filter(self.expression_names, options.smoothing)
         self.frame_index = -1
