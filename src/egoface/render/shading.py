@@ -194,103 +194,118 @@ def _power_in_place(values, exponent, squares):  # pragma: no cover - compiled
                 squares[i] *= squares[i]
 
 
+#: Blocks of image rows shaded as parallel tasks, each with its own scratch arrays (allocated once per block).
+_SHADE_BLOCKS = 16
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
 def _shade_kernel(
     triangle_id, barycentrics, vertices, triangles, normals, albedo, specular,
     light_positions, light_params, camera_center, ambient, shininess, image,
 ):  # fmt: skip  # pragma: no cover - compiled
-    """One image row per task. The row's covered pixels are gathered into contiguous arrays first (surface point,
-    unit normal, unit vector to the camera, albedo, specular; float64), then the per-light terms of all of them are
-    computed with branch-free loops over the pixels, which the compiler turns into SIMD code, in float32 (twice the
-    lanes; relative error ~1e-7 typical, ~1e-4 on the sharpest glints, far below an 8-bit level) and summed in
-    float64."""
+    """Blocks of rows in parallel, one row at a time. A row's covered pixels are gathered into contiguous arrays
+    first (surface point, unit normal, unit vector to the camera, albedo, specular; float64), then the per-light
+    terms of all of them are computed with branch-free loops over the pixels, which the compiler turns into SIMD
+    code, in float32 (twice the lanes; relative error ~1e-7 typical, ~1e-4 on the sharpest glints, far below an
+    8-bit level) and summed in float64."""
     height, width = triangle_id.shape
+    num_lights = light_positions.shape[0]
     # Blinn-Phong via the squared cosine: (n.h)**shininess = ((n.h')**2 / |h'|**2) ** (shininess / 2) for
     # h' = l + v unnormalized (n.h' > 0), which spares a square root per pixel and light.
     half_shininess = 0.5 * shininess
     light32 = light_positions.astype(np.float32)
     params32 = light_params.astype(np.float32)
-    for y in prange(height):
+    blocks = min(height, _SHADE_BLOCKS)
+    for block in prange(blocks):
         columns = np.empty(width, np.int64)
-        count = 0
-        for x in range(width):
-            if triangle_id[y, x] >= 0:
-                columns[count] = x
-                count += 1
-            else:
-                image[y, x] = 0.0
-        if count == 0:
-            continue
         # surface: rows 0-2 point, 3-5 unit normal, 6-8 unit vector to the camera, 9 albedo, 10 specular
-        surface = np.empty((11, count))
-        for i in range(count):  # interpolation (gathers from the mesh)
-            x = columns[i]
-            t = triangle_id[y, x]
-            w0, w1, w2 = (
-                np.float64(barycentrics[y, x, 0]),
-                np.float64(barycentrics[y, x, 1]),
-                np.float64(barycentrics[y, x, 2]),
-            )
-            i0, i1, i2 = triangles[t, 0], triangles[t, 1], triangles[t, 2]
-            for axis in range(3):
-                surface[axis, i] = w0 * vertices[i0, axis] + w1 * vertices[i1, axis] + w2 * vertices[i2, axis]
-                surface[3 + axis, i] = w0 * normals[i0, axis] + w1 * normals[i1, axis] + w2 * normals[i2, axis]
-            surface[9, i] = w0 * albedo[i0] + w1 * albedo[i1] + w2 * albedo[i2]
-            surface[10, i] = w0 * specular[i0] + w1 * specular[i1] + w2 * specular[i2]
-        for i in range(count):  # normalization (vectorized)
-            nx, ny, nz = surface[3, i], surface[4, i], surface[5, i]
-            inv = 1.0 / max(math.sqrt(nx * nx + ny * ny + nz * nz), 1e-12)
-            surface[3, i], surface[4, i], surface[5, i] = nx * inv, ny * inv, nz * inv
-            vx, vy, vz = (
-                camera_center[0] - surface[0, i],
-                camera_center[1] - surface[1, i],
-                camera_center[2] - surface[2, i],
-            )
-            inv = 1.0 / max(math.sqrt(vx * vx + vy * vy + vz * vz), 1e-12)
-            surface[6, i], surface[7, i], surface[8, i] = vx * inv, vy * inv, vz * inv
-        # per light and pixel: n.l where lit (else 0), irradiance without the beam, cos off the beam axis, (n.h)**2
-        points = surface.astype(np.float32)
-        num_lights = light_positions.shape[0]
-        n_dot_l = np.empty((num_lights, count), np.float32)
-        irradiance = np.empty((num_lights, count), np.float32)
-        beam = np.empty((num_lights, count), np.float32)
-        highlight = np.empty((num_lights, count), np.float32)
-        for k in range(num_lights):
-            light_x, light_y, light_z = light32[k, 0], light32[k, 1], light32[k, 2]
-            intensity, beam_x, beam_y, beam_z = params32[k, 0], params32[k, 1], params32[k, 2], params32[k, 3]
+        surface = np.empty((11, width))
+        points = np.empty((11, width), np.float32)
+        # per light k and pixel i at [k * count + i]: n.l where lit (else 0), irradiance without the beam, cos off
+        # the beam axis, then its power, (n.h)**2, then its power
+        n_dot_l = np.empty(num_lights * width, np.float32)
+        irradiance = np.empty(num_lights * width, np.float32)
+        beam = np.empty(num_lights * width, np.float32)
+        highlight = np.empty(num_lights * width, np.float32)
+        squares = np.empty(num_lights * width, np.float32)
+        radiance = np.empty(width)
+        for y in range(block * height // blocks, (block + 1) * height // blocks):
+            count = 0
+            for x in range(width):
+                if triangle_id[y, x] >= 0:
+                    columns[count] = x
+                    count += 1
+                else:
+                    image[y, x] = 0.0
+            for i in range(count):  # interpolation (gathers from the mesh)
+                x = columns[i]
+                t = triangle_id[y, x]
+                w0, w1, w2 = (
+                    np.float64(barycentrics[y, x, 0]),
+                    np.float64(barycentrics[y, x, 1]),
+                    np.float64(barycentrics[y, x, 2]),
+                )
+                i0, i1, i2 = triangles[t, 0], triangles[t, 1], triangles[t, 2]
+                for axis in range(3):
+                    surface[axis, i] = w0 * vertices[i0, axis] + w1 * vertices[i1, axis] + w2 * vertices[i2, axis]
+                    surface[3 + axis, i] = w0 * normals[i0, axis] + w1 * normals[i1, axis] + w2 * normals[i2, axis]
+                surface[9, i] = w0 * albedo[i0] + w1 * albedo[i1] + w2 * albedo[i2]
+                surface[10, i] = w0 * specular[i0] + w1 * specular[i1] + w2 * specular[i2]
+            for i in range(count):  # normalization (vectorized)
+                nx, ny, nz = surface[3, i], surface[4, i], surface[5, i]
+                inv = 1.0 / max(math.sqrt(nx * nx + ny * ny + nz * nz), 1e-12)
+                surface[3, i], surface[4, i], surface[5, i] = nx * inv, ny * inv, nz * inv
+                vx, vy, vz = (
+                    camera_center[0] - surface[0, i],
+                    camera_center[1] - surface[1, i],
+                    camera_center[2] - surface[2, i],
+                )
+                inv = 1.0 / max(math.sqrt(vx * vx + vy * vy + vz * vz), 1e-12)
+                surface[6, i], surface[7, i], surface[8, i] = vx * inv, vy * inv, vz * inv
+            for row in range(11):
+                for i in range(count):
+                    points[row, i] = surface[row, i]
+            for k in range(num_lights):
+                light_x, light_y, light_z = light32[k, 0], light32[k, 1], light32[k, 2]
+                intensity, beam_x, beam_y, beam_z = params32[k, 0], params32[k, 1], params32[k, 2], params32[k, 3]
+                offset = k * count
+                for i in range(count):
+                    lx = light_x - points[0, i]
+                    ly = light_y - points[1, i]
+                    lz = light_z - points[2, i]
+                    distance2 = max(lx * lx + ly * ly + lz * lz, _TINY32)
+                    distance = np.sqrt(distance2)
+                    # h = (l + v) * distance: the half vector's direction without normalizing l first
+                    hx = lx + distance * points[6, i]
+                    hy = ly + distance * points[7, i]
+                    hz = lz + distance * points[8, i]
+                    length2 = max(hx * hx + hy * hy + hz * hz, _TINY32 * distance2)
+                    # one division for 1 / distance2 and 1 / length2
+                    inverse = _ONE32 / (distance2 * length2)
+                    inv_distance2 = inverse * length2
+                    inv_distance = distance * inv_distance2
+                    cosine = (points[3, i] * lx + points[4, i] * ly + points[5, i] * lz) * inv_distance
+                    n_dot_l[offset + i] = cosine if cosine > _ZERO32 else _ZERO32
+                    irradiance[offset + i] = intensity * inv_distance2
+                    cos_beam = -(lx * beam_x + ly * beam_y + lz * beam_z) * inv_distance
+                    beam[offset + i] = cos_beam if cos_beam > _ZERO32 else _ZERO32
+                    n_dot_h = points[3, i] * hx + points[4, i] * hy + points[5, i] * hz
+                    highlight[offset + i] = n_dot_h * n_dot_h * (inverse * distance2) if n_dot_h > _ZERO32 else _ZERO32
+            _power_in_place(highlight[: num_lights * count], half_shininess, squares)
             for i in range(count):
-                lx = light_x - points[0, i]
-                ly = light_y - points[1, i]
-                lz = light_z - points[2, i]
-                distance2 = max(lx * lx + ly * ly + lz * lz, _TINY32)
-                distance = np.sqrt(distance2)
-                # h = (l + v) * distance: the half vector's direction without normalizing l first
-                hx, hy, hz = lx + distance * points[6, i], ly + distance * points[7, i], lz + distance * points[8, i]
-                length2 = max(hx * hx + hy * hy + hz * hz, _TINY32 * distance2)
-                # one division for 1 / distance2 and 1 / length2
-                inverse = _ONE32 / (distance2 * length2)
-                inv_distance2 = inverse * length2
-                inv_distance = distance * inv_distance2
-                cosine = (points[3, i] * lx + points[4, i] * ly + points[5, i] * lz) * inv_distance
-                n_dot_l[k, i] = cosine if cosine > _ZERO32 else _ZERO32
-                irradiance[k, i] = intensity * inv_distance2
-                cos_beam = -(lx * beam_x + ly * beam_y + lz * beam_z) * inv_distance
-                beam[k, i] = cos_beam if cos_beam > _ZERO32 else _ZERO32
-                n_dot_h = points[3, i] * hx + points[4, i] * hy + points[5, i] * hz
-                highlight[k, i] = n_dot_h * n_dot_h * (inverse * distance2) if n_dot_h > _ZERO32 else _ZERO32
-        squares = np.empty(num_lights * count, np.float32)
-        _power_in_place(highlight.reshape(num_lights * count), half_shininess, squares)
-        radiance = ambient * surface[9].copy()
-        for k in range(num_lights):
-            if light_params[k, 4] > 0.0:
-                _power_in_place(beam[k], light_params[k, 4], squares)
-            else:
-                beam[k, :] = 1.0
+                radiance[i] = ambient * surface[9, i]
+            for k in range(num_lights):
+                offset = k * count
+                if light_params[k, 4] > 0.0:
+                    _power_in_place(beam[offset : offset + count], light_params[k, 4], squares)
+                else:
+                    beam[offset : offset + count] = 1.0
+                for i in range(count):
+                    j = offset + i
+                    lit = irradiance[j] * beam[j] * (points[9, i] * n_dot_l[j] + points[10, i] * highlight[j])
+                    radiance[i] += lit if n_dot_l[j] > 0.0 else 0.0
             for i in range(count):
-                lit = irradiance[k, i] * beam[k, i] * (points[9, i] * n_dot_l[k, i] + points[10, i] * highlight[k, i])
-                radiance[i] += lit if n_dot_l[k, i] > 0.0 else 0.0
-        for i in range(count):
-            image[y, columns[i]] = radiance[i]
+                image[y, columns[i]] = radiance[i]
 
 
 def _per_vertex(name: str, value: object, num_vertices: int) -> np.ndarray:
