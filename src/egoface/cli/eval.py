@@ -35,8 +35,9 @@ def load_predictor(spec: str, cameras: tuple[str, ...]) -> Predictor | LabelInpu
     """A predictor from a model spec: a run directory (image model or baseline), `default`, or `neutral`."""
     from egoface.eval.baselines import is_baseline_run
     from egoface.eval.baselines import load_predictor as load_baseline
+    from egoface.eval.calibrated import CalibratedPredictor
     from egoface.eval.evaluate import ModelPredictor, NeutralPredictor
-    from egoface.models import load_model, load_shipped_model
+    from egoface.models import CalibratedEncoder, load_model, load_shipped_model
 
     if spec == "neutral":
         return NeutralPredictor(cameras)
@@ -44,7 +45,10 @@ def load_predictor(spec: str, cameras: tuple[str, ...]) -> Predictor | LabelInpu
         return ModelPredictor(load_shipped_model("default"), "default")
     if is_baseline_run(spec):
         return load_baseline(spec)
-    return ModelPredictor(load_model(spec), Path(spec).name)
+    model = load_model(spec)
+    if isinstance(model, CalibratedEncoder):  # enrolled from each test subject's anchor segments
+        return CalibratedPredictor(model, Path(spec).name)
+    return ModelPredictor(model, Path(spec).name)
 
 
 def _eval(args: argparse.Namespace) -> int:

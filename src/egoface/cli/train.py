@@ -23,7 +23,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser, default_preset: str |
         "--preset",
         required=default_preset is None,
         default=default_preset,
-        choices=("tiny", "default", "paper"),
+        choices=("tiny", "default", "paper", "calibrated-tiny", "calibrated-default"),
         help="named training config (egoface.train.PRESETS)",
     )
     parser.add_argument(
@@ -77,15 +77,17 @@ def _train(args: argparse.Namespace) -> int:
     from egoface.models import list_models
     from egoface.train import train
     from egoface.train.baselines import BASELINE_MODELS, train_baseline  # also registers gt_mesh
+    from egoface.train.calibrated import train_calibrated
 
     config = _config(args)
-    if config.model not in list_models():
+    if config.calibration is None and config.model not in list_models():  # calibrated: train_calibrated checks
         raise ValueError(f"unknown model {config.model!r}; registered: {', '.join(list_models())}")
     console.print(f"training {config.model} at {config.input_size[0]}x{config.input_size[1]}, batch "
                   f"{config.batch_size}, {config.steps} steps on {args.data} into {args.out}")  # fmt: skip
     with progress_bar(args.quiet) as bar:
         task = bar.add_task("training", total=config.steps)
-        result = (train_baseline if config.model in BASELINE_MODELS else train)(
+        trainer = train_calibrated if config.calibration is not None else train
+        result = (train_baseline if config.model in BASELINE_MODELS else trainer)(
             config, args.data, args.out, progress=lambda done, _total, message: bar.update(task, completed=done,
                                                                                          description=message)
         )  # fmt: skip

@@ -34,6 +34,7 @@ from egoface.models import TrackerModel, normalize_images
 __all__ = [
     "METRIC_KEYS",
     "DomainEvaluation",
+    "EnrollingPredictor",
     "Evaluation",
     "EvaluationTruth",
     "LabelInputPredictor",
@@ -96,6 +97,14 @@ class LabelInputPredictor(Protocol):
     def predict_frames(
         self, truth: EvaluationTruth, subject: str, recording: str, frames: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@runtime_checkable
+class EnrollingPredictor(Protocol):
+    """An image predictor calibrated per user: `evaluate` calls `enroll_subject(root, info)` before each subject's
+    recordings (the calibrated encoder's anchor enrollment, `egoface.eval.calibrated`)."""
+
+    def enroll_subject(self, root: str, info: SubjectInfo) -> None: ...
 
 
 class ModelPredictor:
@@ -285,6 +294,8 @@ def _predict_images(
     """Run an image predictor over a recording (`head`: its first frame) -> (expression, gaze, true expression,
     true gaze) of all frames."""
     subject, recording = info.subject, head.recording
+    if isinstance(predictor, EnrollingPredictor):
+        predictor.enroll_subject(root, info)
     dataset = HeadsetDataset(
         root, domains=(domain,), splits=(info.split,), subjects=[subject], cameras=predictor.cameras,
         resolution=predictor.resolution,

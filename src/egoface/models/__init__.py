@@ -10,6 +10,15 @@ Every model has `forward_features`, `forward_head`, `forward`, `num_features` an
 """
 
 from egoface.models.backbones import Backbone, MobileNetV3, ResNet
+from egoface.models.calibrated import (
+    CALIBRATION_MODULES,
+    AnchorCache,
+    CalibratedEncoder,
+    CalibratedModelConfig,
+    ExpressionCritic,
+    create_calibrated_model,
+    list_calibrated_models,
+)
 from egoface.models.config import BlockSpec, MobileNetV3Config, ModelConfig, ResNetConfig, camera_role, camera_side
 from egoface.models.files import (
     SHIPPED_MODELS,
@@ -35,9 +44,14 @@ from egoface.models.registry import (
 from egoface.models.regressor import FLNet, NeckNet, RefaRegressor, TrackerModel
 
 __all__ = [
+    "CALIBRATION_MODULES",
     "SHIPPED_MODELS",
+    "AnchorCache",
     "Backbone",
     "BlockSpec",
+    "CalibratedEncoder",
+    "CalibratedModelConfig",
+    "ExpressionCritic",
     "FLNet",
     "MobileNetV3",
     "MobileNetV3Config",
@@ -52,10 +66,12 @@ __all__ = [
     "camera_role",
     "camera_side",
     "create_backbone",
+    "create_calibrated_model",
     "create_model",
     "get_backbone_config",
     "get_model_config",
     "list_backbones",
+    "list_calibrated_models",
     "list_models",
     "load_model",
     "load_shipped_model",

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from egoface.models.calibrated import CalibratedModelConfig
 from egoface.models.config import ModelConfig
 from egoface.models.registry import model_from_config
 from egoface.models.regressor import TrackerModel
@@ -68,7 +69,8 @@ def load_model(path: str | os.PathLike[str]) -> TrackerModel:
     data = torch.load(file, map_location="cpu", weights_only=True)
     if not isinstance(data, dict) or not {"model_config", "state_dict"} <= set(data):
         raise ValueError(f"{file} is not an egoface model file (expected model_config and state_dict)")
-    model = model_from_config(ModelConfig.from_json(data["model_config"]))
+    calibrated = '"arch": "calibrated"' in data["model_config"]  # its config has the calibration fields too
+    model = model_from_config((CalibratedModelConfig if calibrated else ModelConfig).from_json(data["model_config"]))
     if not isinstance(model, TrackerModel):
         raise ValueError(f"{file} holds a {type(model).__name__}, not a tracker")
     model.load_state_dict(data["state_dict"])

@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from egoface.data import DOMAINS, SPLITS, AugmentConfig
+from egoface.models.calibrated import CALIBRATION_MODULES, DEFAULT_ANCHORS
 
 __all__ = [
     "PRESETS",
+    "CalibrationConfig",
     "DataConfig",
     "LossConfig",
     "OptimConfig",
@@ -120,6 +122,42 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+class CalibrationConfig:
+    """The anchor-calibrated encoder (`egoface.train.calibrated`, Universal Sec. 4.3): its calibration `module`
+    (`egoface.models.CALIBRATION_MODULES`) and ordered `anchors` (anchor segments every subject has). `loss`:
+    "perceptual", Eq. 16: `photometric` x masked L1 of frontal renders (Eq. 12) + `geometry` x the rig-mesh L1 with
+    `loss.geometry_eye_weight` / `loss.geometry_mouth_weight` (Eq. 13) + `gaze` x Eq. 14 + `adversarial` x the
+    WGAN-GP critic's score (Eq. 15, penalty `gradient_penalty`; the critic learns at `critic_lr`); or "code", the
+    plain L1 on the coefficients of `loss` (Table 2). `photometric_size`: frontal render size, px.
+    `train_subjects`: train on the first n training subjects (sorted names; 0 = all), for the identity curve."""
+
+    module: str = "late_fusion"
+    anchors: tuple[str, ...] = DEFAULT_ANCHORS
+    loss: str = "perceptual"
+    photometric: float = 1.0
+    geometry: float = 1.0
+    gaze: float = 20.0
+    adversarial: float = 0.1
+    gradient_penalty: float = 10.0
+    critic_lr: float = 1e-4
+    photometric_size: int = 48
+    train_subjects: int = 0
+
+    def __post_init__(self) -> None:
+        if self.module not in CALIBRATION_MODULES:
+            raise ValueError(f"calibration.module must be one of {CALIBRATION_MODULES}, got {self.module!r}")
+        if self.loss not in ("perceptual", "code"):
+            raise ValueError(f"calibration.loss must be 'perceptual' or 'code', got {self.loss!r}")
+        if len(set(self.anchors)) != len(self.anchors) or (not self.anchors and self.module != "none"):
+            raise ValueError(f"calibration.anchors must be distinct and non-empty (module {self.module}), "
+                             f"got {self.anchors}")  # fmt: skip
+        weights = (self.photometric, self.geometry, self.gaze, self.adversarial, self.gradient_penalty)
+        if min(weights) < 0 or self.critic_lr <= 0 or self.photometric_size < 8 or self.train_subjects < 0:
+            raise ValueError("calibration weights must be >= 0, critic_lr > 0, photometric_size >= 8 and "
+                             f"train_subjects >= 0; got {self}")  # fmt: skip
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """One supervised training run.
 
@@ -132,7 +170,8 @@ class TrainConfig:
     (one is always saved at the end). threads: torch threads of the training process (0 = torch's default). One
     thread for the model and `data.num_workers` loader processes use a 2-core machine best, and on cores shared
     with other jobs, 2-thread kernels run up to 5x slower than 1-thread ones; bit-identical resumes need the same
-    thread count, so it is part of the config.
+    thread count, so it is part of the config. calibration: set for the anchor-calibrated encoder (whose `model`
+    is a registered `calibrated_*` model), None for every other tracker.
     """
 
     model: str = "refa_tiny"
@@ -149,6 +188,7 @@ class TrainConfig:
     val_every: int = 250
     checkpoint_every: int = 250
     threads: int = 1
+    calibration: CalibrationConfig | None = None
 
     def __post_init__(self) -> None:
         if len(self.input_size) != 2 or min(self.input_size) < 16:
@@ -205,6 +245,32 @@ PRESETS: dict[str, TrainConfig] = {
         data=DataConfig(num_workers=2),
         optim=OptimConfig(lr=1e-3, weight_decay=1e-5, warmup_steps=100, grad_clip=5.0),
         loss=LossConfig(expression=1.0, expression_l2=1.0),
+    ),
+    # The anchor-calibrated encoder (Universal Sec. 4.3) in tests and smoke runs: tiny data has these anchors.
+    "calibrated-tiny": TrainConfig(
+        model="calibrated_nano",
+        input_size=(32, 32),
+        batch_size=4,
+        steps=2,
+        cutmix=False,
+        data=DataConfig(val_samples=8),
+        log_every=1,
+        val_every=1,
+        checkpoint_every=1,
+        calibration=CalibrationConfig(anchors=("neutral", "maximal_jaw_drop", "closed_eyes"), photometric_size=32),
+    ),
+    # Its real budget: the default preset's schedule on the MobileNetV3-like encoder with the six enrollment anchors
+    # (data of the `small` or `paper` capture script, which record them) and the Sec. 5.1 loss weights.
+    "calibrated-default": TrainConfig(
+        model="calibrated_mobilenetv3_tiny",
+        input_size=(96, 96),
+        batch_size=32,
+        steps=3000,
+        cutmix=False,
+        data=DataConfig(num_workers=2),
+        optim=OptimConfig(lr=1e-3, weight_decay=1e-5, warmup_steps=100, grad_clip=5.0),
+        loss=LossConfig(expression=1.0, expression_l2=1.0),
+        calibration=CalibrationConfig(),
     ),
     # The papers' settings (Universal Sec. 5.1, REFA Sec. 7): 192x192, AdamW, lr 1e-3 cosine, wd 1e-5, batch 16,
     # 150k steps. Runs on a cluster, not here.

@@ -109,6 +109,10 @@ class Trainer:
         progress = min(1.0, (step - optim.warmup_steps) / max(1, self.config.steps - optim.warmup_steps))
         return optim.min_lr_ratio + (1 - optim.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
+    def _forward(self, images: torch.Tensor, batch: Batch) -> TrackerOutput:
+        """images (B, C, 1, H, W) in [0, 1] (the batch's, possibly augmented) -> the model's output."""
+        return self.model(normalize_images(images, self.model.config))
+
     def _supervised(self, output: TrackerOutput, batch: Batch) -> LossTerms:
         return supervised_losses(
             output, batch.expression, batch.gaze, batch.label_mask, self.model.config, self.config.loss,
@@ -124,7 +128,7 @@ class Trainer:
             images = augment_views(images.flatten(0, 1), augment, generator)[0].unflatten(0, images.shape[:2])
         if augment is not None and self.config.cutmix:
             images = cutmix(images, augment, generator)[0]
-        output = self.model(normalize_images(images, self.model.config))  # TrackerOutput, (B, 45) / (B, 2, 2)
+        output = self._forward(images, batch)  # TrackerOutput, (B, 45) / (B, 2, 2)
         losses = self._supervised(output, batch)
         self.optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
@@ -147,7 +151,7 @@ class Trainer:
             labelled = int(batch.label_mask.sum())
             if labelled == 0 or batch.gaze is None:
                 continue
-            output = self.model(normalize_images(batch.images, self.model.config))
+            output = self._forward(batch.images, batch)
             terms = self._supervised(output, batch)
             for key, value in zip(sums, (terms.total, terms.expression, terms.gaze, terms.geometry), strict=True):
                 sums[key] += 0.0 if value is None else float(value) * labelled

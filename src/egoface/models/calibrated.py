@@ -1,0 +1,421 @@
+"""The anchor-calibrated universal encoder (Universal Sec. 4.3.1, Fig. 7, Eqs. 7-9) and its expression critic.
+
+Two branches, upper face (eye cameras) and lower face (mouth cameras). Each has an expression feature extractor
+phi_exp, shared by the left and right camera of its role (left images arrive flipped), applied to the current frame
+and to the M anchor frames of the user; a calibration module phi_cal mixes the current feature map with the anchors'
+maps of the same camera; the rest of the backbone (the fused tail) pools each camera to a feature vector. Then
+
+    z_U = [eye_left, eye_right features], z_L = [mouth_left, mouth_right features]
+    free expression (45) = f_fuse([z_U, z_L]),  gaze (2, 2) deg = f_gaze(z_U)       (2-layer MLPs)
+
+The backbone is split as the paper splits its MobileNetV3: phi_exp = stem + body[:-2], tail = body[-2:] (the last
+block and the 1x1 head conv for a MobileNetV3, the last two stages for a ResNet). Calibration modules
+(`CALIBRATION_MODULES`, Table 3), each `(current (N, c, h, w), anchors (N, M, c, h, w)) -> (N, c, h, w)`:
+
+- `late_fusion` (default): channel concatenation [current, anchor_1 .. anchor_M], a 1x1 conv-BN-act back to c
+  channels, then the tail's convolution blocks;
+- `cross_attention`: current tokens (h*w) are queries, the anchors' M*h*w tokens keys and values;
+- `self_attention`: one pre-norm Transformer encoder layer over the concatenated current and anchor tokens, the
+  current tokens kept;
+- `pooling`: element-wise max over the anchors (PointNet, Qi et al.), concatenated with current, 1x1 conv;
+- `early_fusion`: the raw current and anchor images concatenated as input channels of the whole backbone
+  (phi_exp is the identity, so the "anchor features" cached at enrollment are the normalized anchor images);
+- `none`: the same encoder without anchors (the uncalibrated reference).
+
+Attention tokens carry a learned per-location embedding but no anchor index, so `cross_attention`,
+`self_attention` and `pooling` are invariant to the order of the anchors; `late_fusion` and `early_fusion` are not
+(each anchor has a fixed meaning, e.g. the second is the jaw drop).
+
+Enrollment (Sec. 4.3.4): `cache = model.enroll(anchor_images)` computes phi_exp of the anchors once; `model.
+set_anchors(cache)` keeps it, and `model(images)` then runs only phi_exp of the current frame, phi_cal, the tail
+and the heads. `AnchorCache.per_anchor()` / `AnchorCache.from_per_anchor` turn the cache into one flat float32
+vector per anchor, the `features` of a runtime profile's anchors (`egoface.runtime.calibration.Anchor`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from egoface.models.backbones import Backbone
+from egoface.models.config import ModelConfig, camera_role, camera_side
+from egoface.models.heads import ExpressionAssembler, TrackerOutput, mlp, unit_interval
+from egoface.models.layers import ConvBnAct
+from egoface.models.registry import Registry, backbone_from_config, get_backbone_config, register_model_class
+from egoface.models.regressor import TrackerModel, _check_shared_encoders
+
+__all__ = [
+    "CALIBRATION_MODULES",
+    "DEFAULT_ANCHORS",
+    "AnchorCache",
+    "CalibratedEncoder",
+    "CalibratedModelConfig",
+    "ExpressionCritic",
+    "create_calibrated_model",
+    "list_calibrated_models",
+]
+
+#: Calibration modules of Universal Table 3, plus `none` (the same encoder without anchors).
+CALIBRATION_MODULES: tuple[str, ...] = (
+    "late_fusion", "cross_attention", "self_attention", "pooling", "early_fusion", "none",
+)  # fmt: skip
+#: Six anchors of the runtime's guided enrollment (`egoface.runtime.calibration.ANCHOR_PROMPTS`), all among the
+#: capture script's 15 candidates; `egoface anchors search` picks a set on data.
+DEFAULT_ANCHORS: tuple[str, ...] = (
+    "neutral", "maximal_jaw_drop", "big_smile", "pucker", "raised_brows", "closed_eyes",
+)  # fmt: skip
+_BRANCH_ROLES = ("eye", "mouth")  # upper face, lower face
+_TAIL_LAYERS = 2  # layers of the backbone body after the calibration module
+
+
+@dataclass(frozen=True)
+class CalibratedModelConfig(ModelConfig):
+    """A `ModelConfig` for `arch="calibrated"` with the calibration module (`CALIBRATION_MODULES`) and the ordered
+    anchor names (segment anchors of the capture script; empty only for `none`). Round-trips through JSON like its
+    parent (`CalibratedModelConfig.from_json`)."""
+
+    calibration: str = "late_fusion"
+    anchors: tuple[str, ...] = DEFAULT_ANCHORS
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.calibration not in CALIBRATION_MODULES:
+            raise ValueError(f"calibration must be one of {CALIBRATION_MODULES}, got {self.calibration!r}")
+        if len(set(self.anchors)) != len(self.anchors) or (not self.anchors and self.calibration != "none"):
+            raise ValueError(
+                f"the {self.calibration} module needs at least one anchor, all distinct; got anchors={self.anchors}"
+            )
+        if self.calibration == "none" and self.anchors:
+            object.__setattr__(self, "anchors", ())  # the uncalibrated reference reads no anchors
+
+
+@dataclass(frozen=True)
+class AnchorCache:
+    """One user's enrolled anchors: `features[role]: (k, M, c, h, w)` phi_exp maps of the role's k cameras for the
+    M `anchors` (for `early_fusion`, the normalized images, c = 1, (h, w) = the input size)."""
+
+    anchors: tuple[str, ...]
+    features: dict[str, torch.Tensor]
+
+    def per_anchor(self) -> dict[str, np.ndarray]:
+        """anchor name -> one float32 vector: every role's (k, c, h, w) maps of that anchor, flattened, roles in
+        sorted order (the layout `from_per_anchor` reads back)."""
+        return {
+            name: np.concatenate([self.features[role][:, i].reshape(-1).numpy() for role in sorted(self.features)])
+            for i, name in enumerate(self.anchors)
+        }
+
+    @classmethod
+    def from_per_anchor(cls, model: CalibratedEncoder, vectors: dict[str, np.ndarray]) -> AnchorCache:
+        """Inverse of `per_anchor` for `model` (whose anchors must all be present; sizes are checked)."""
+        missing = [name for name in model.config.anchors if name not in vectors]
+        if missing:
+            raise ValueError(f"the profile lacks anchors {missing}; the model needs {model.config.anchors}")
+        shapes = {role: model.anchor_feature_shape(role) for role in sorted(model.branches)}
+        size = sum(math.prod(shape) for shape in shapes.values())
+        per_role: dict[str, list[torch.Tensor]] = {role: [] for role in shapes}
+        for name in model.config.anchors:
+            vector = np.asarray(vectors[name], np.float32).reshape(-1)
+            if vector.size != size:
+                raise ValueError(f"anchor {name!r} has {vector.size} features; this model expects {size} "
+                                 "(features of another model or module?)")  # fmt: skip
+            start = 0
+            for role, shape in shapes.items():
+                count = math.prod(shape)
+                per_role[role].append(torch.from_numpy(vector[start : start + count].reshape(shape).copy()))
+                start += count
+        return cls(model.config.anchors, {role: torch.stack(maps, dim=1) for role, maps in per_role.items()})
+
+
+# ------------------------------------------------------------------------------------------- calibration modules
+
+
+class _NoCalibration(nn.Module):
+    def forward(self, current: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+        return current
+
+
+class _EarlyFusion(nn.Module):
+    """(N, 1, H, W) image, (N, M, 1, H, W) anchor images -> (N, 1 + M, H, W) input channels."""
+
+    def forward(self, current: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+        return torch.cat([current, anchors.flatten(1, 2)], dim=1)
+
+
+class _LateFusion(nn.Module):
+    """Concatenate current and anchor maps along channels, 1x1 conv-BN-hardswish back to c channels."""
+
+    def __init__(self, channels: int, num_anchors: int) -> None:
+        super().__init__()
+        self.fuse = ConvBnAct((1 + num_anchors) * channels, channels, 1, act="hardswish")
+
+    def forward(self, current: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+        return self.fuse(torch.cat([current, anchors.flatten(1, 2)], dim=1))  # (N, (1 + M) c, h, w) -> (N, c, h, w)
+
+
+class _Pooling(nn.Module):
+    """Max over anchors (order-free), concatenated with current, 1x1 conv-BN-hardswish back to c channels."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.fuse = ConvBnAct(2 * channels, channels, 1, act="hardswish")
+
+    def forward(self, current: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+        return self.fuse(torch.cat([current, anchors.amax(dim=1)], dim=1))
+
+
+class _Attention(nn.Module):
+    """Cross-attention (current tokens attend to anchor tokens) or self-attention over [current, anchor] tokens.
+    Tokens are the c-vectors of the h*w locations plus a learned embedding per location (none per anchor)."""
+
+    def __init__(self, channels: int, tokens: int, cross: bool) -> None:
+        super().__init__()
+        heads = next(h for h in (4, 2, 1) if channels % h == 0)
+        self.cross = cross
+        self.position = nn.Parameter(torch.zeros(tokens, channels))
+        nn.init.trunc_normal_(self.position, std=0.02)
+        self.norm = nn.LayerNorm(channels)
+        self.norm_memory = nn.LayerNorm(channels) if cross else nn.Identity()
+        self.attention = nn.MultiheadAttention(channels, heads, batch_first=True)
+        self.norm_mlp = nn.LayerNorm(channels)
+        self.mlp = nn.Sequential(nn.Linear(channels, 2 * channels), nn.GELU(), nn.Linear(2 * channels, channels))
+
+    def forward(self, current: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+        n, m, c, h, w = anchors.shape
+        query = current.flatten(2).transpose(1, 2) + self.position  # (N, h*w, c)
+        anchor_tokens = (anchors.flatten(3).transpose(2, 3) + self.position).reshape(n, m * h * w, c)  # (N, M*h*w, c)
+        if self.cross:  # queries: current; keys and values: anchors
+            q, memory = self.norm(query), self.norm_memory(anchor_tokens)
+        else:  # one encoder layer over all tokens; only the current tokens' outputs are used
+            memory = self.norm(torch.cat([query, anchor_tokens], dim=1))  # (N, (1 + M) h*w, c)
+            q = memory[:, : h * w]
+        tokens = query + self.attention(q, memory, memory, need_weights=False)[0]  # (N, h*w, c)
+        tokens = tokens + self.mlp(self.norm_mlp(tokens))
+        return tokens.transpose(1, 2).reshape(n, c, h, w)
+
+
+def _calibration_module(name: str, channels: int, num_anchors: int, tokens: int) -> nn.Module:
+    if name == "late_fusion":
+        return _LateFusion(channels, num_anchors)
+    if name == "pooling":
+        return _Pooling(channels)
+    if name in ("cross_attention", "self_attention"):
+        return _Attention(channels, tokens, cross=name == "cross_attention")
+    if name == "early_fusion":
+        return _EarlyFusion()
+    return _NoCalibration()
+
+
+class _Branch(nn.Module):
+    """phi_exp, phi_cal and the fused tail of one face region (shared by the cameras of one role)."""
+
+    def __init__(self, config: CalibratedModelConfig) -> None:
+        super().__init__()
+        assert config.backbone is not None
+        early = config.calibration == "early_fusion"
+        in_chans = 1 + len(config.anchors) if early else 1
+        backbone = backbone_from_config(replace(config.backbone, in_chans=in_chans))
+        assert isinstance(backbone, Backbone)
+        layers = list(backbone.body.children())
+        if len(layers) <= _TAIL_LAYERS:
+            raise ValueError(f"the calibrated encoder splits the backbone body before its last {_TAIL_LAYERS} "
+                             f"layers; this backbone has {len(layers)}")  # fmt: skip
+        if early:
+            self.exp: nn.Module = nn.Identity()
+            self.tail = nn.Sequential(backbone.stem, *layers)
+            shape = (1, *config.input_size)
+        else:
+            self.exp = nn.Sequential(backbone.stem, *layers[:-_TAIL_LAYERS])
+            self.tail = nn.Sequential(*layers[-_TAIL_LAYERS:])
+            with torch.no_grad():
+                shape = tuple(self.exp.eval()(torch.zeros(1, 1, *config.input_size)).shape[1:])
+        self.map_shape: tuple[int, int, int] = (int(shape[0]), int(shape[1]), int(shape[2]))  # (c, h, w) of phi_exp
+        self.calibrate = _calibration_module(
+            config.calibration, self.map_shape[0], len(config.anchors), self.map_shape[1] * self.map_shape[2]
+        )
+        self.num_features = backbone.num_features
+
+    def forward(self, current: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+        """current: (N, c, h, w) phi_exp maps, anchors: (N, M, c, h, w) -> (N, F) pooled features."""
+        return self.tail(self.calibrate(current, anchors)).mean((2, 3))
+
+
+# ------------------------------------------------------------------------------------------------------ encoder
+
+
+#: The calibrated encoders' own registry: they take anchors besides the frame, so they are not among the trackers
+#: of `list_models()` (whose contract is `model(images)` alone), but `model_from_config` and `load_model` build
+#: them like any tracker (the class is registered for `arch="calibrated"` in both).
+_CALIBRATED: Registry[CalibratedModelConfig] = Registry("calibrated model", "arch")
+list_calibrated_models = _CALIBRATED.names
+
+
+def create_calibrated_model(name: str, **overrides: object) -> CalibratedEncoder:
+    """A registered calibrated encoder, e.g. `create_calibrated_model("calibrated_nano", calibration="pooling",
+    anchors=("neutral", "closed_eyes"), input_size=(64, 64))`."""
+    model = _CALIBRATED.create(name, **overrides)
+    assert isinstance(model, CalibratedEncoder)
+    return model
+
+
+@_CALIBRATED.register_class("calibrated")
+@register_model_class("calibrated")
+class CalibratedEncoder(TrackerModel):
+    """The universal encoder of Eqs. 7-9; see the module docstring. Needs one left and one right eye camera and
+    one left and one right mouth camera (flipped on one side, as `RefaRegressor`).
+
+    Images are `(B, C, 1, H, W)` normalized (`normalize_images`), anchor images `(B, M, C, 1, H, W)` likewise,
+    anchors in `config.anchors` order. forward_features: images -> (B, 4 F) camera-major, using the anchors set by
+    `set_anchors` (required unless the module is `none`).
+    """
+
+    config: CalibratedModelConfig
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if not isinstance(config, CalibratedModelConfig):
+            raise TypeError(f"the calibrated encoder needs a CalibratedModelConfig, got {type(config).__name__}")
+        _check_shared_encoders(config)
+        self._cameras: dict[str, list[int]] = {}
+        for role in _BRANCH_ROLES:
+            order = [[i for i, c in enumerate(config.cameras) if camera_role(c) == role and camera_side(c) == side]
+                     for side in ("left", "right")]  # fmt: skip
+            if [len(o) for o in order] != [1, 1]:
+                raise ValueError(f"the calibrated encoder needs one left and one right {role} camera "
+                                 f"({role}_left, {role}_right); cameras are {config.cameras}")  # fmt: skip
+            self._cameras[role] = [order[0][0], order[1][0]]  # subject's left first
+        extra = [c for c in config.cameras if camera_role(c) not in _BRANCH_ROLES]
+        if extra:
+            raise ValueError(f"the calibrated encoder reads eye and mouth cameras only; remove {extra}")
+        self.config = config
+        self.input_shape = (len(config.cameras), 1, *config.input_size)
+        self.branches = nn.ModuleDict({role: _Branch(config) for role in _BRANCH_ROLES})
+        self.feature_dim = self._branch("eye").num_features
+        self.num_features = 4 * self.feature_dim
+        self.fuse = mlp(self.num_features, config.hidden_features, len(config.free_expression_names))  # f_fuse
+        self.gaze_head = mlp(2 * self.feature_dim, config.hidden_features, 4)  # f_gaze, upper face only
+        self.assemble = ExpressionAssembler(config)
+        self._anchors: AnchorCache | None = None
+
+    def _branch(self, role: str) -> _Branch:
+        branch = self.branches[role]
+        assert isinstance(branch, _Branch)
+        return branch
+
+    def anchor_feature_shape(self, role: str) -> tuple[int, ...]:
+        """Shape of one anchor's cached features for `role`: (k cameras, c, h, w)."""
+        return (len(self._cameras[role]), *self._branch(role).map_shape)
+
+    def _check_anchor_images(self, anchor_images: torch.Tensor, batch: int | None) -> None:
+        want = (len(self.config.anchors), *self.input_shape)
+        if anchor_images.ndim != 6 or tuple(anchor_images.shape[2:]) != want[1:] or anchor_images.shape[1] != want[0]:
+            raise ValueError(f"anchor_images must have shape (B, {', '.join(map(str, want))}) for anchors "
+                             f"{self.config.anchors}, got {tuple(anchor_images.shape)}")  # fmt: skip
+        if batch is not None and anchor_images.shape[0] != batch:
+            raise ValueError(f"anchor_images hold {anchor_images.shape[0]} samples for a batch of {batch}")
+
+    def _exp(self, role: str, images: torch.Tensor) -> torch.Tensor:
+        """images: (B, ..., C, 1, H, W) -> phi_exp maps of the role's cameras (B, ..., k, c, h, w)."""
+        views = images[..., self._cameras[role], :, :, :]  # (B, ..., k, 1, H, W)
+        return self._branch(role).exp(views.flatten(0, -4)).unflatten(0, views.shape[:-3])
+
+    def encode_anchors(self, anchor_images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """anchor_images (B, M, C, 1, H, W) -> per role (B, k, M, c, h, w) phi_exp maps (with gradients)."""
+        self._check_anchor_images(anchor_images, None)
+        return {role: self._exp(role, anchor_images).transpose(1, 2) for role in _BRANCH_ROLES}
+
+    @torch.no_grad()
+    def enroll(self, anchor_images: torch.Tensor) -> AnchorCache:
+        """One user's anchors (M, C, 1, H, W) normalized -> their cached features (eval mode, no gradients)."""
+        was_training = self.training
+        self.eval()
+        try:
+            features = self.encode_anchors(anchor_images[None])
+        finally:
+            self.train(was_training)
+        return AnchorCache(self.config.anchors, {role: maps[0] for role, maps in features.items()})
+
+    def set_anchors(self, cache: AnchorCache | None) -> None:
+        """Use `cache` (from `enroll`, or `AnchorCache.from_per_anchor`) for every later `forward`."""
+        if cache is not None:
+            if cache.anchors != self.config.anchors:
+                raise ValueError(f"the cache holds anchors {cache.anchors}; this model needs {self.config.anchors}")
+            for role in _BRANCH_ROLES:
+                shape = self.anchor_feature_shape(role)
+                have = tuple(cache.features[role].shape)
+                if have != (shape[0], len(cache.anchors), *shape[1:]):
+                    raise ValueError(f"cached {role} features have shape {have}, expected "
+                                     f"{(shape[0], len(cache.anchors), *shape[1:])}")  # fmt: skip
+        self._anchors = cache
+
+    @property
+    def enrolled_anchors(self) -> AnchorCache | None:
+        """The cache `forward` uses (None before `set_anchors`)."""
+        return self._anchors
+
+    def features_with_anchors(self, x: torch.Tensor, anchors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """x: images (B, C, 1, H, W); anchors: per role (B or 1, k, M, c, h, w) -> (B, 4 F), camera-major
+        (eye_left, eye_right, mouth_left, mouth_right)."""
+        self._check_input(x, "images")
+        out = []
+        for role in _BRANCH_ROLES:
+            current = self._exp(role, x)  # (B, k, c, h, w)
+            memory = anchors[role].expand(x.shape[0], *anchors[role].shape[1:])  # (B, k, M, c, h, w)
+            pooled = self._branch(role)(current.flatten(0, 1), memory.flatten(0, 1))  # (B * k, F)
+            out.append(pooled.unflatten(0, current.shape[:2]).flatten(1))  # (B, k F)
+        return torch.cat(out, dim=1)
+
+    def forward_with_anchor_images(self, x: torch.Tensor, anchor_images: torch.Tensor) -> TrackerOutput:
+        """Training path: x (B, C, 1, H, W), anchor_images (B, M, C, 1, H, W), both normalized; phi_exp of the
+        anchors runs with gradients."""
+        self._check_anchor_images(anchor_images, x.shape[0])
+        return self.forward_head(self.features_with_anchors(x, self.encode_anchors(anchor_images)))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """x: images (B, C, 1, H, W) -> (B, 4 F) with the anchors of `set_anchors`."""
+        if self._anchors is None:
+            if self.config.anchors:
+                raise RuntimeError(f"no anchors enrolled: call set_anchors(model.enroll(anchor_images)) with the "
+                                   f"user's {self.config.anchors} first")  # fmt: skip
+            empty = {role: x.new_zeros(1, k, 0, *self._branch(role).map_shape)
+                     for role, k in ((r, len(self._cameras[r])) for r in _BRANCH_ROLES)}  # fmt: skip
+            return self.features_with_anchors(x, empty)
+        return self.features_with_anchors(x, {role: maps[None] for role, maps in self._anchors.features.items()})
+
+    def forward_head(self, features: torch.Tensor) -> TrackerOutput:
+        """features (B, 4 F) -> TrackerOutput: f_fuse on all four cameras, f_gaze on the eye cameras."""
+        free = unit_interval(self.fuse(features))  # (B, 45)
+        gaze = self.config.gaze_limit_deg * torch.tanh(self.gaze_head(features[:, : 2 * self.feature_dim]))
+        return self.assemble(free, gaze.unflatten(1, (2, 2)))  # gaze (B, 2 eyes, (yaw, pitch)) deg
+
+
+class ExpressionCritic(nn.Module):
+    """The WGAN-GP critic h of Universal Eq. 15 on expression vectors: (B, K) coefficients -> (B,) scores.
+    Three linear layers with LeakyReLU and no normalization (a gradient penalty needs per-sample gradients)."""
+
+    def __init__(self, num_inputs: int, hidden_features: int = 128) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(num_inputs, hidden_features), nn.LeakyReLU(0.2),
+            nn.Linear(hidden_features, hidden_features), nn.LeakyReLU(0.2),
+            nn.Linear(hidden_features, 1),
+        )  # fmt: skip
+
+    def forward(self, expression: torch.Tensor) -> torch.Tensor:
+        return self.net(expression)[:, 0]
+
+
+# The tiny preset's encoder (refa_nano's ResNet at half width) and the paper-like one (the MobileNetV3-like tiny
+# backbone, split before its last block as Sec. 4.3.1 splits MobileNetV3).
+_CALIBRATED.register(
+    "calibrated_nano",
+    CalibratedModelConfig(arch="calibrated", backbone=get_backbone_config("resnet_nano"), hidden_features=64),
+)
+_CALIBRATED.register(
+    "calibrated_mobilenetv3_tiny",
+    CalibratedModelConfig(arch="calibrated", backbone=get_backbone_config("mobilenetv3_tiny"), hidden_features=128),
+)

@@ -1,0 +1,346 @@
+"""Training the anchor-calibrated universal encoder (Universal Sec. 4.3.3, Eq. 16) with the shared `run_loop`.
+
+Our decoder is each subject's own rig and renderer (the Universal UPM avatar does not exist here), so with
+`TrainConfig.calibration.loss = "perceptual"`:
+
+    L = photometric * L_photo + geometry * L_geo + gaze * L_gaze + adversarial * L_disc        (Sec. 5.1: 1, 1, 20, 0.1)
+
+- L_photo (Eq. 12): masked L1 between frontal, studio-lit renders (`photometric_size` px, the differentiable
+  renderer) of the subject's rig posed with the predicted and with the true expression and gaze; the mask W_1 is the
+  union of the pixels where either render shows the face or the eyeballs (not the scalp, ears or neck); radiance is
+  divided by the 99.5th percentile of the subject's neutral render, so the loss reads in fractions of full scale.
+- L_geo (Eq. 13): `egoface.train.GeometryLoss` (rig-mesh L1 in mm, eye and lip vertices weighted up).
+- L_gaze (Eq. 14): `gaze_angle_loss`, squared azimuth/elevation error in rad, both eyes.
+- L_disc (Eq. 15): a WGAN-GP critic h (`ExpressionCritic`) on the 45 free coefficients learns, one step per
+  encoder step with its own Adam (betas 0.5, 0.9), `h(e_hat) - h(e) + lambda (|grad h(e~)| - 1)^2` with lambda =
+  `gradient_penalty` (10), e the true coefficients of the batch and e~ uniform interpolations; the encoder
+  minimizes `-h(e_hat)`, which keeps its predictions on the manifold of real expressions.
+
+With `loss = "code"` the terms are the tracker's coefficient loss (`TrainConfig.loss`: L1, optional L2, gaze, rig
+geometry), the "code loss" row of Table 2. The metrics lines hold `loss` (the total above), `loss_expression` (the
+coefficient L1, logged in both modes), `loss_gaze` and `loss_geometry`.
+
+Anchors: every sample carries its subject's anchor frames (`HeadsetDataset(anchors=...)`, the peak of each anchor
+segment, without augmentation); phi_exp runs on them with gradients, as in the paper. The current frame is
+augmented as in the tracker's trainer. The critic's weights and optimizer travel in the checkpoints (inside the
+`optimizer` entry), so resumed runs continue exactly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from egoface.data import Batch, HeadsetDataset
+from egoface.face import FaceRig
+from egoface.face.names import EXPRESSION_NAMES
+from egoface.models import (
+    CalibratedEncoder,
+    ExpressionCritic,
+    TrackerOutput,
+    create_calibrated_model,
+    list_calibrated_models,
+)
+from egoface.models.files import normalize_images
+from egoface.render.cameras import Camera
+from egoface.render.differentiable import render_differentiable
+from egoface.render.raster import rasterize
+from egoface.render.scene import frontal_camera
+from egoface.render.shading import PointLight
+from egoface.render.sheets import studio_lights
+from egoface.train.checkpoint import Checkpoint
+from egoface.train.config import CalibrationConfig, TrainConfig
+from egoface.train.losses import GeometryLoss, LossTerms, _masked_mean, expression_l1, gaze_angle_loss
+from egoface.train.trainer import (
+    Progress,
+    Trainer,
+    TrainResult,
+    _datasets,
+    _resume_or_start,
+    _torch_threads,
+    _train_batches,
+    _val_batches,
+    run_loop,
+)
+
+__all__ = [
+    "CalibratedTrainer",
+    "FrontalSubject",
+    "PhotometricLoss",
+    "build_calibrated_model",
+    "gradient_penalty",
+    "train_calibrated",
+]
+
+_FRONTAL_DISTANCE_MM = 380.0  # as the evaluation's frontal renders (`egoface.eval.visualize.FrontalFace`)
+
+
+def gradient_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """WGAN-GP's penalty (Gulrajani et al. 2017; Universal Eq. 15 without lambda): the mean over samples of
+    `(|grad_e h(e~)|_2 - 1)^2` at `e~ = u real + (1 - u) fake`, u ~ U(0, 1) per sample. real, fake: (B, K)."""
+    if real.shape != fake.shape or real.ndim != 2:
+        raise ValueError(f"real and fake must both be (B, K), got {tuple(real.shape)} and {tuple(fake.shape)}")
+    u = torch.rand(real.shape[0], 1, generator=generator, dtype=real.dtype)
+    mixed = (u * real.detach() + (1 - u) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    return (grad.norm(dim=1) - 1).square().mean()
+
+
+class FrontalSubject:
+    """What the photometric loss renders of one subject: rig, per-vertex albedo/specular, the frontal camera and
+    studio lights, which triangles are face or eyeball (W_1), and the radiance scale of the neutral render."""
+
+    def __init__(self, rig: FaceRig, albedo: np.ndarray, specular: np.ndarray, size: int) -> None:
+        self.rig, self.albedo, self.specular = rig, albedo, specular
+        self.camera: Camera = frontal_camera(size, size, distance_mm=_FRONTAL_DISTANCE_MM)
+        self.lights: list[PointLight] = studio_lights(self.camera)
+        self.triangles = np.asarray(rig.triangles)
+        regions = rig.topology.regions
+        shown = np.union1d(regions["face"], regions["eyeballs"])
+        self.face_triangle = torch.from_numpy(np.isin(self.triangles, shown).all(axis=1))  # (T,) bool
+        with torch.no_grad():
+            neutral, _ = self.render(rig().vertices)
+        self.scale = 1.0 / float(np.percentile(neutral[neutral > 0].numpy(), 99.5))
+
+    def render(self, vertices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """vertices (b, V, 3) mm head frame -> radiance (b, H, W) (differentiable) and the W_1 mask (b, H, W)."""
+        projection = self.camera.project(vertices)
+        fragments = [
+            rasterize(pixels.detach().numpy(), depth.detach().numpy(), valid.numpy(), self.triangles,
+                      self.camera.width, self.camera.height)
+            for pixels, depth, valid in zip(projection.pixels, projection.depth, projection.valid, strict=True)
+        ]  # fmt: skip
+        ids = torch.stack([torch.from_numpy(f.triangle_id).long() for f in fragments])  # (b, H, W), -1 background
+        image = render_differentiable(
+            vertices, self.triangles, self.albedo, self.specular, self.camera, self.lights, fragments=fragments
+        )
+        return image, (ids >= 0) & self.face_triangle[ids.clamp(min=0)]
+
+
+class PhotometricLoss(nn.Module):
+    """Universal Eq. 12 with the subject's rig as decoder. `subject_of(name) -> FrontalSubject` (cached here).
+    forward: expressions (B, 53) canonical order, gaze (B, 2, 2) deg (predicted, then true), subjects (B names),
+    label_mask (B,) -> scalar: mean over labelled samples of the mean |I_pred - I_true| * scale inside W_1."""
+
+    def __init__(self, subject_of: Callable[[str], FrontalSubject]) -> None:
+        super().__init__()
+        self._subject_of = subject_of
+        self._subjects: dict[str, FrontalSubject] = {}
+
+    @classmethod
+    def from_store(cls, root: str | os.PathLike[str], size: int) -> PhotometricLoss:
+        """Subjects rebuilt from the records of the dataset store at `root`, rendered at `size` px."""
+        from egoface.data import DatasetStore
+        from egoface.eval.subjects import subject_appearance, subject_face_model, subject_rig
+        from egoface.face.appearance import surface_reflectance
+
+        store = DatasetStore(root)
+
+        def subject_of(name: str) -> FrontalSubject:
+            info = store.subject_info(name)
+            reflectance = surface_reflectance(subject_face_model(info), subject_appearance(info))
+            return FrontalSubject(subject_rig(info), reflectance.albedo, reflectance.specular, size)
+
+        return cls(subject_of)
+
+    def forward(
+        self,
+        predicted: torch.Tensor,
+        predicted_gaze: torch.Tensor,
+        true: torch.Tensor,
+        true_gaze: torch.Tensor,
+        subjects: Sequence[str],
+        label_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        per_sample = predicted.new_zeros(len(subjects))
+        for name in sorted(set(subjects)):
+            rows = torch.tensor([i for i, s in enumerate(subjects) if s == name and bool(label_mask[i])])
+            if rows.numel() == 0:
+                continue
+            if name not in self._subjects:
+                self._subjects[name] = self._subject_of(name)
+            subject = self._subjects[name]
+            image, mask = subject.render(subject.rig(predicted[rows], predicted_gaze[rows]).vertices)
+            with torch.no_grad():
+                target, target_mask = subject.render(subject.rig(true[rows], true_gaze[rows]).vertices)
+            union = (mask | target_mask).to(image.dtype)  # (b, H, W)
+            error = ((image - target).abs() * union).sum(dim=(1, 2)) / union.sum(dim=(1, 2)).clamp(min=1.0)
+            per_sample = per_sample.index_copy(0, rows, error * subject.scale)
+        return _masked_mean(per_sample, label_mask)
+
+
+def build_calibrated_model(config: TrainConfig) -> CalibratedEncoder:
+    """The registered calibrated model `config.model` with `config.calibration`'s module and anchors, at
+    `config.input_size`, initialized from `config.seed`."""
+    calibration = _calibration(config)
+    if config.model not in list_calibrated_models():
+        raise ValueError(f"model {config.model!r} is not a calibrated encoder; registered: "
+                         f"{', '.join(list_calibrated_models())}")  # fmt: skip
+    torch.manual_seed(config.seed)
+    return create_calibrated_model(
+        config.model, input_size=tuple(config.input_size), calibration=calibration.module,
+        anchors=calibration.anchors,
+    )  # fmt: skip
+
+
+class CalibratedTrainer(Trainer):
+    """The tracker's `Trainer` (AdamW, schedule, augmentation of the current frame, clipping, checkpoints) with
+    the anchors fed to the encoder, the Eq. 16 losses and the critic's step after each encoder step."""
+
+    model: CalibratedEncoder
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: CalibratedEncoder,
+        geometry: GeometryLoss | None,
+        photometric: PhotometricLoss | None,
+    ) -> None:
+        super().__init__(config, model, geometry)
+        self.calibration = _calibration(config)
+        perceptual = self.calibration.loss == "perceptual"
+        if perceptual and (geometry is None or (photometric is None and self.calibration.photometric > 0)):
+            raise ValueError("the perceptual loss needs a GeometryLoss and (photometric > 0) a PhotometricLoss")
+        self.photometric = photometric
+        self.critic = ExpressionCritic(len(model.config.free_expression_names))
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=self.calibration.critic_lr,
+                                                 betas=(0.5, 0.9))  # fmt: skip
+        self._free = torch.tensor([EXPRESSION_NAMES.index(n) for n in model.config.free_expression_names])
+        self._canonical = torch.tensor([model.config.expression_names.index(n) for n in EXPRESSION_NAMES])
+        self._codes: tuple[torch.Tensor, torch.Tensor] | None = None  # (real, predicted) free codes of the step
+
+    def _forward(self, images: torch.Tensor, batch: Batch) -> TrackerOutput:
+        x = normalize_images(images, self.model.config)
+        if not self.model.config.anchors:
+            return self.model(x)
+        missing = [name for name in self.model.config.anchors if name not in batch.anchor_images]
+        if missing:
+            raise ValueError(f"the batch carries no images of the anchors {missing}")
+        anchors = torch.stack([batch.anchor_images[name] for name in self.model.config.anchors], dim=1)
+        return self.model.forward_with_anchor_images(x, normalize_images(anchors, self.model.config))
+
+    def _supervised(self, output: TrackerOutput, batch: Batch) -> LossTerms:
+        if self.calibration.loss == "code":
+            return super()._supervised(output, batch)
+        mask = batch.label_mask
+        zero = output.free_expression.sum() * 0.0
+        if batch.expression is None or batch.gaze is None or not bool(mask.any()):
+            return LossTerms(zero, zero, zero, zero)
+        assert self.geometry is not None
+        weights = self.calibration
+        expression = output.expression[:, self._canonical]  # (B, 53) canonical order
+        true_free = batch.expression[:, self._free]  # (B, 45)
+        geometry = self.geometry(expression, output.gaze, batch.expression, batch.gaze, batch.subjects, mask)
+        gaze = gaze_angle_loss(output.gaze, batch.gaze, mask)
+        total = weights.geometry * geometry + weights.gaze * gaze
+        if weights.photometric > 0 and self.photometric is not None:
+            photo = self.photometric(expression, output.gaze, batch.expression, batch.gaze, batch.subjects, mask)
+            total = total + weights.photometric * photo
+        if weights.adversarial > 0:
+            total = total - weights.adversarial * self.critic(output.free_expression[mask]).mean()
+        if self.model.training:
+            self._codes = (true_free[mask], output.free_expression[mask].detach())
+        return LossTerms(total, expression_l1(output.free_expression, true_free, mask), gaze, geometry)
+
+    def train_step(self, batch: Batch) -> LossTerms:
+        """The encoder's step (batch -> model -> losses -> step), then one critic step on its codes."""
+        self._codes = None
+        terms = super().train_step(batch)
+        if self._codes is not None and self.calibration.adversarial > 0:
+            real, fake = self._codes
+            penalty = gradient_penalty(self.critic, real, fake)
+            critic_loss = self.critic(fake).mean() - self.critic(real).mean()
+            self.critic_optimizer.zero_grad(set_to_none=True)
+            (critic_loss + self.calibration.gradient_penalty * penalty).backward()
+            self.critic_optimizer.step()
+        return terms
+
+    def checkpoint(self, best_val_loss: float) -> Checkpoint:
+        checkpoint = super().checkpoint(best_val_loss)
+        checkpoint.optimizer = {
+            "encoder": checkpoint.optimizer,
+            "critic": self.critic.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+        }
+        return checkpoint
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        state = checkpoint.optimizer
+        self.critic.load_state_dict(state["critic"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        checkpoint.optimizer = state["encoder"]
+        super().restore(checkpoint)
+
+
+def _calibration(config: TrainConfig) -> CalibrationConfig:
+    if config.calibration is None:
+        raise ValueError("this config has no `calibration`; use a calibrated-* preset")
+    return config.calibration
+
+
+def _anchor_datasets(
+    config: TrainConfig, root: Path, model: CalibratedEncoder
+) -> tuple[HeadsetDataset, HeadsetDataset | None]:
+    """The tracker trainer's datasets (same checks), with every sample carrying its subject's anchor images, the
+    training set cut to the first `calibration.train_subjects` subjects when set."""
+    train_set, val_set = _datasets(config, root, model.config)
+    count = _calibration(config).train_subjects
+    subjects = sorted({ref.subject for ref in train_set.recordings})
+
+    def with_anchors(dataset: HeadsetDataset, splits: tuple[str, ...], names: list[str] | None) -> HeadsetDataset:
+        return HeadsetDataset(
+            root, domains=config.data.domains, splits=splits, subjects=names, cameras=dataset.cameras,
+            resolution=dataset.resolution, flip_left=dataset.flip_left, anchors=model.config.anchors,
+        )  # fmt: skip
+
+    if count > len(subjects):
+        raise ValueError(f"calibration.train_subjects={count}, but the training split has {len(subjects)} subjects")
+    train_set = with_anchors(train_set, config.data.train_splits, subjects[:count] if count else None)
+    if len(train_set) < config.batch_size:
+        raise ValueError(f"{len(train_set)} training frames, fewer than batch_size={config.batch_size}")
+    return train_set, None if val_set is None else with_anchors(val_set, config.data.val_splits, None)
+
+
+def train_calibrated(
+    config: TrainConfig,
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    progress: Progress | None = None,
+    stop_after: int | None = None,
+    tensorboard: bool = True,
+) -> TrainResult:
+    """Train the calibrated encoder of `config` (`config.calibration` set) on the store at `data` into the run
+    directory `out`, created or resumed like `egoface.train.train`; `out/model.pt` is read by `load_model`."""
+    with _torch_threads(config.threads):
+        root, run = Path(data), Path(out)
+        model = build_calibrated_model(config)
+        train_set, val_set = _anchor_datasets(config, root, model)
+        calibration = _calibration(config)
+        perceptual = calibration.loss == "perceptual"
+        geometry = GeometryLoss.from_store(root, config.loss) if perceptual or config.loss.geometry > 0 else None
+        photometric = None
+        if perceptual and calibration.photometric > 0:
+            photometric = PhotometricLoss.from_store(root, calibration.photometric_size)
+        trainer = CalibratedTrainer(config, model, geometry, photometric)
+        run.mkdir(parents=True, exist_ok=True)
+        best_val = _resume_or_start(trainer, run)
+        stop = config.steps if stop_after is None else min(config.steps, max(stop_after, trainer.step))
+        evaluate: Callable[[], dict[str, Any] | None] | None = None
+        if val_set is not None:
+            evaluate = lambda: trainer.evaluate(_val_batches(val_set, config))  # noqa: E731
+        return run_loop(
+            trainer, run, config, _train_batches(train_set, config, trainer.step, stop), trainer.train_step,
+            evaluate, len(train_set), stop, best_val, geometry is not None, progress, tensorboard,
+        )  # fmt: skip
