@@ -105,6 +105,8 @@ def test_auto_exposure_meter_is_the_mean_of_the_brightest_quarter() -> None:
         brightest = np.sort(frame, axis=None)[-max(frame.size // 4, 1) :]
         assert _brightest_quarter_mean(frame) == pytest.approx(brightest.mean(), rel=1e-12)
     assert _brightest_quarter_mean(np.full((8, 8), 7, np.uint8)) == 7.0
+    with pytest.raises(ValueError, match="uint8"):
+        AutoExposure(exposure=100.0).update(np.full((8, 8), 300))
 
 
 def test_shot_and_read_noise_add_in_quadrature() -> None:
