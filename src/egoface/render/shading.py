@@ -12,6 +12,10 @@ unit vector from p to the camera and h = normalize(l + v) (Blinn-Phong). `intens
 gives on-axis at 1 mm, so a surface facing a light 40 mm away receives intensity / 1600. `beam(l)` is 1 for an
 isotropic light or cos(angle off the LED axis) ** m for a `Beam` (m from its half-intensity angle). A high
 `specular` on the cornea makes the glints of the headset's IR LEDs. Background pixels are 0.
+
+The numba kernel is the exact model, not an approximation of it: it interpolates in float64 and evaluates the
+per-light terms in float32 SIMD loops (relative error ~1e-7 typical, ~1e-4 on the sharpest glints); the agreement
+with the float64 torch path is tested at 1e-5.
 """
 
 from __future__ import annotations
