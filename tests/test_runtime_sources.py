@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from egoface.data import DatasetStore
+from egoface.runtime import sources
 from egoface.runtime.sources import (
     Backoff,
     ClipSource,
@@ -42,21 +43,36 @@ def test_clip_blends_between_frames_and_loops() -> None:
     assert times == pytest.approx([0, 1 / 30, 2 / 30, 3 / 30])
 
 
-def test_paced_source_buffers_short_stalls_and_counts_what_it_drops() -> None:
+class _Clock:
+    """A fake `time` for the sources module: `sleep` advances `monotonic`, so pacing is exact and testable."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_paced_source_buffers_short_stalls_and_counts_what_it_drops(monkeypatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(sources, "time", clock)
     clip = {"eye_left": np.random.default_rng(0).integers(0, 256, (10, 8, 8), dtype=np.uint8)}
     source = ClipSource(clip, clip_fps=100.0, realtime=True, loop=True, frames=60, buffer=4)
-    begin = time.monotonic()
     indices = []
     for frame in source:
+        assert clock.now >= 100.0 + frame.index / 100.0  # never delivered before it is produced
         indices.append(frame.index)
+        clock.now += 0.001  # tracking
         if frame.index == 5:
-            time.sleep(0.015)  # 1.5 frame periods: within the 4-frame buffer
+            clock.now += 0.025  # a stall of 2.5 frame periods: within the 4-frame buffer
         if frame.index == 30:
-            time.sleep(0.105)  # 10.5 periods: the frames overwritten meanwhile are lost
-    assert time.monotonic() - begin >= 0.55  # paced at 100 Hz
+            clock.now += 0.105  # 10.5 periods: frame 40 is produced at 100.406, frames 31-36 are overwritten
     assert indices[:31] == list(range(31))  # nothing lost to the short stall
-    assert source.dropped == len(set(range(60)) - set(indices)) >= 5
-    assert indices == sorted(set(indices))
+    assert indices[31] == 37 and source.dropped == 6 == 60 - len(indices)
+    assert clock.now == pytest.approx(100.0 + 0.59 + 0.001)  # paced: the last frame (59) at 0.59 s
 
 
 def test_recording_source_reads_the_store_exactly(tmp_path) -> None:

@@ -165,6 +165,8 @@ class ClipSource(Source):
         self.index = 0
 
     def read(self) -> Frame | None:
+        if self.limit is not None and self.index >= self.limit:
+            return None  # checked before pacing: no wait for a frame that is never delivered
         index = self.pacer.next(self.index)
         if self.limit is not None and index >= self.limit:
             return None
@@ -251,6 +253,8 @@ class RecordingSource(Source):
         self._buffer: tuple[int, dict[str, np.ndarray], np.ndarray] | None = None
 
     def read(self) -> Frame | None:
+        if self.index >= self.frames:
+            return None
         index = self.pacer.next(self.index)
         if index >= self.frames:
             return None
