@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from egoface.cli import bench, data, demo, eval, face, headset, placement, runtime, track, train
+from egoface.cli import bench, calibration, data, demo, eval, face, headset, placement, runtime, track, train
 from egoface.cli._common import console
 
 __all__ = ["main"]
@@ -18,7 +18,7 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="egoface", description=(__doc__ or "").splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (demo, face, headset, data, train, eval, placement, runtime, track, bench):
+    for module in (demo, face, headset, data, train, eval, calibration, placement, runtime, track, bench):
         module.register(commands)
     return parser
 

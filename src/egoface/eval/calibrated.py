@@ -12,9 +12,12 @@ processes hits both alike.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,9 +25,12 @@ import torch
 from egoface.capture.recording import SubjectInfo
 from egoface.data import HeadsetDataset
 from egoface.eval.evaluate import ModelPredictor
+from egoface.eval.plots import _figure, _save
 from egoface.models import CalibratedEncoder, model_from_config, normalize_images
 
-__all__ = ["CalibratedPredictor", "anchor_overhead"]
+__all__ = ["CalibratedPredictor", "anchor_overhead", "write_ablation_report"]
+
+_TABLE_KEYS = ("mesh_l2_mm", "mouth_shape_l2_mm", "gaze_error_deg", "photometric_l1", "latency_ms_p50")
 
 
 class CalibratedPredictor(ModelPredictor):
@@ -89,3 +95,67 @@ def anchor_overhead(model: CalibratedEncoder, frames: int = 200, warmup: int = 2
         "calibrated_ms_p90": float(np.percentile(times["calibrated"], 90)),
         "reference_ms_p90": float(np.percentile(times["reference"], 90)),
     }
+
+
+def write_ablation_report(result: dict[str, Any], out: str | os.PathLike[str]) -> Path:
+    """`out/report.md` (the tables of `egoface ablate calibration`'s JSON `result`) with `anchors_curve.png` (Fig.
+    8) and `identities_curve.png` (Fig. 19) beside it. Returns the report's path."""
+    out = Path(out)
+    lines = [
+        f"# Calibration ablation ({result['preset']}, {result['steps']} steps, {result['split']} subjects of the "
+        f"{result['domain']} domain)",
+        "",
+        "## Table 1: calibrated vs uncalibrated and the shipped tracker",
+        *_table(result["table1"]),
+        "## Table 3: calibration modules (latency: per frame, cached anchors)",
+        *_table([result["uncalibrated"] | {"name": "none (uncalibrated)"}, *result["modules"]], overhead=True),
+        "## Table 2: code loss vs perceptual losses",
+        *_table(result["losses"]),
+        "## Targets",
+        "",
+        f"- mesh L2 reduction from anchors: {_number(result['targets']['mesh_reduction_pct'])} % (target >= "
+        f"{result['targets']['mesh_target_pct']:.0f} %, met: {result['targets']['mesh_target_met']})",
+        f"- per-frame latency overhead: {_number(result['targets']['latency_overhead_pct'])} % (target <= "
+        f"{result['targets']['latency_target_pct']:.0f} %, met: {result['targets']['latency_target_met']})",
+        "",
+        "![error vs number of anchors](anchors_curve.png) ![error vs training identities](identities_curve.png)",
+        "",
+    ]
+    anchors = result["anchors_curve"]
+    _plot(out / "anchors_curve.png", "mesh L2 (mm) vs number of anchors", "anchors",
+          {"calibrated": ([r["anchors"] for r in anchors], [r["mesh_l2_mm"] for r in anchors])})  # fmt: skip
+    rows = result["identities_curve"]
+    counts = [r["identities"] for r in rows]
+    series = {label: (counts, [r[label]["mesh_l2_mm"] for r in rows]) for label in ("calibrated", "uncalibrated")}
+    _plot(out / "identities_curve.png", "mesh L2 (mm) vs training identities", "training identities", series)
+    path = out / "report.md"
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text("\n".join(lines), encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _table(rows: list[dict[str, Any]], overhead: bool = False) -> list[str]:
+    keys = (*_TABLE_KEYS, "overhead_pct") if overhead else _TABLE_KEYS
+    out = ["", "| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    out += ["| " + str(row["name"]) + " | " + " | ".join(_number(row.get(k)) for k in keys) + " |" for row in rows]
+    return [*out, ""]
+
+
+def _plot(path: Path, title: str, xlabel: str, series: dict[str, tuple[list[int], list[float | None]]]) -> None:
+    figure = _figure((640, 400))
+    ax = figure.subplots()
+    for label, (xs, ys) in series.items():
+        points = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None]
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=label)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("mesh L2 (mm)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    figure.tight_layout()
+    _save(figure, path)

@@ -1,0 +1,304 @@
+"""`egoface anchors search` and `egoface ablate calibration`: the anchor search of Universal App. A (Alg. 1) and
+the calibration ablations of issue 5 (Tables 1-3, Figs. 8 and 19).
+
+Every point of both is one experiment: train a calibrated encoder (`egoface.train.calibrated.train_calibrated`,
+the preset plus the experiment's changes) into `OUT/runs/<name>`, then evaluate it, enrolled per subject from the
+anchor segments, on the held-out subjects of `--split` (`egoface.eval.evaluate`). Finished experiments are reused
+when the command runs again with the same settings (their `evaluation.json` records the config), so an
+interrupted search or ablation resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from egoface.cli._common import console, print_json, progress_bar
+
+if TYPE_CHECKING:
+    from egoface.train import TrainConfig
+
+#: The metrics an experiment reports (per domain, and at the top level for the primary domain).
+_KEYS = ("mesh_l2_mm", "lower_face_mesh_l2_mm", "mouth_shape_l2_mm", "gaze_error_deg", "photometric_l1")
+_MESH_TARGET_PCT, _LATENCY_TARGET_PCT = 15.0, 5.0  # issue 5's targets
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="dataset directory (egoface generate --out DIR)")
+    parser.add_argument("--out", required=True, help="output directory (runs/, results, report); resumed")
+    parser.add_argument("--preset", default="calibrated-tiny", choices=("calibrated-tiny", "calibrated-default"),
+                        help="training preset of every experiment")  # fmt: skip
+    parser.add_argument("--steps", type=int, help="optimizer steps per experiment (replaces the preset's)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a config field of every experiment, e.g. calibration.photometric=0")  # fmt: skip
+    parser.add_argument("--split", default="test", help="held-out subjects scored: test (default), val, ...")
+    parser.add_argument("--domains", default="synthetic,real", help="domains scored; the first one present is primary")
+    parser.add_argument("--photometric-frames", type=int, default=2, help="frames per recording for photometric L1")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    anchors = commands.add_parser("anchors", help="anchor expressions of the calibrated encoder")
+    search = anchors.add_subparsers(dest="anchors_command", required=True).add_parser(
+        "search", help="beam search (Universal Alg. 1) for the anchor set with the lowest held-out error"
+    )
+    _add_common(search)
+    search.add_argument("--candidates", help="comma-separated anchors (default: every anchor all subjects have)")
+    search.add_argument("--beam-width", type=int, default=3, help="sets kept per round (the paper: 3)")
+    search.add_argument("--max-anchors", type=int, default=6, help="stop at sets of this size (the paper: 6)")
+    search.add_argument("--metric", default="mesh_l2_mm", choices=_KEYS, help="held-out error to minimize")
+    search.set_defaults(run=_search, split="val")
+    ablate = commands.add_parser("ablate", help="ablation studies")
+    calibration = ablate.add_subparsers(dest="ablate_command", required=True).add_parser(
+        "calibration", help="calibration modules, losses, number of anchors and identities (issue 5 tables)"
+    )
+    _add_common(calibration)
+    calibration.add_argument("--identities", default="8,16,32,64",
+                             help="training-identity counts of the identity curve (those above the data's dropped; "
+                                  "all of them always runs)")  # fmt: skip
+    calibration.add_argument("--latency-frames", type=int, default=200, help="frames per latency measurement")
+    calibration.set_defaults(run=_ablate)
+
+
+class _Experiments:
+    """Train-then-evaluate experiments sharing one preset, dataset and output directory."""
+
+    def __init__(self, args: argparse.Namespace, on_done: Callable[[str], None]) -> None:
+        from egoface.train import PRESETS, apply_overrides
+
+        base = PRESETS[args.preset]
+        if args.steps is not None:
+            base = apply_overrides(base, [f"steps={args.steps}"])
+        self.base = apply_overrides(base, args.overrides)
+        if self.base.calibration is None:
+            raise ValueError(f"preset {args.preset} has no calibration settings")
+        self.data, self.out, self.split = args.data, Path(args.out), args.split
+        self.domains = [d.strip() for d in args.domains.split(",") if d.strip()]
+        self.photometric_frames = args.photometric_frames
+        self.on_done = on_done
+
+    def config(self, **calibration: Any) -> TrainConfig:
+        assert self.base.calibration is not None
+        return dataclasses.replace(self.base, calibration=dataclasses.replace(self.base.calibration, **calibration))
+
+    def run(self, name: str, config: TrainConfig) -> dict[str, Any]:
+        """Train (or resume) and evaluate experiment `name`; returns its metrics (`_summary`)."""
+        from egoface.eval.calibrated import CalibratedPredictor
+        from egoface.eval.evaluate import evaluate
+        from egoface.models import CalibratedEncoder, load_model
+        from egoface.train.calibrated import train_calibrated
+
+        run = self.out / "runs" / name
+        result_path = run / "evaluation.json"
+        settings = {"config": config.to_dict(), "split": self.split, "domains": self.domains}
+        if result_path.exists():
+            stored = json.loads(result_path.read_text())
+            if stored["settings"] == settings:
+                self.on_done(name)
+                return dict(stored["summary"])
+        result = train_calibrated(config, self.data, run, tensorboard=False)
+        if not result.completed:
+            raise ValueError(f"training of {name} stopped at step {result.step}; run the command again to resume")
+        model = load_model(run)
+        assert isinstance(model, CalibratedEncoder)
+        evaluation = evaluate(CalibratedPredictor(model, name), self.data, self.split, self.domains,
+                              self.photometric_frames)  # fmt: skip
+        per_domain = {d: {k: _finite(e.dataset.get(k)) for k in _KEYS} for d, e in evaluation.domains.items()}
+        primary = next(d for d in self.domains if d in per_domain)
+        summary = {"name": name, "domain": primary, **per_domain[primary], "per_domain": per_domain,
+                   "anchors": list(model.config.anchors), "run_dir": str(run)}  # fmt: skip
+        _write_json(result_path, {"settings": settings, "summary": summary})
+        self.on_done(name)
+        return summary
+
+    def latency(self, name: str, frames: int) -> dict[str, float]:
+        """`anchor_overhead` of experiment `name`'s trained model (per-frame ms, cached anchors vs none)."""
+        from egoface.eval.calibrated import anchor_overhead
+        from egoface.models import CalibratedEncoder, load_model
+
+        model = load_model(self.out / "runs" / name)
+        assert isinstance(model, CalibratedEncoder)
+        return anchor_overhead(model, frames=frames)
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or value != value else float(value)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    partial.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(partial, path)
+
+
+def _common_anchors(data: str, domains: list[str]) -> list[str]:
+    """Anchors that every subject of `domains` in the store has a segment for, in the capture script's order."""
+    from egoface.capture import ANCHOR_CANDIDATES
+    from egoface.data import DatasetStore
+    from egoface.data.schema import anchor_frames
+
+    store = DatasetStore(data)
+    per_subject: dict[str, set[str]] = {}
+    for ref in store.recordings(tuple(domains)):
+        segments = store.read_recording(ref.subject, ref.recording, slice(0, 1)).segments or []
+        per_subject.setdefault(ref.subject, set()).update(anchor_frames(segments))
+    if not per_subject:
+        raise ValueError(f"no recordings of the domains {domains} in {data}")
+    common = set.intersection(*per_subject.values())
+    return [name for name in ANCHOR_CANDIDATES if name in common] + sorted(common - set(ANCHOR_CANDIDATES))
+
+
+def _search(args: argparse.Namespace) -> int:
+    from egoface.train.anchors import beam_search
+
+    with progress_bar(args.quiet or args.json) as bar:
+        task = bar.add_task("anchor search: training and scoring anchor sets", total=None)
+        experiments = _Experiments(args, lambda name: bar.update(task, advance=1, description=f"scored {name}"))
+        candidates = (
+            [c.strip() for c in args.candidates.split(",") if c.strip()]
+            if args.candidates
+            else _common_anchors(args.data, list(experiments.base.data.domains))
+        )
+        max_anchors = min(args.max_anchors, len(candidates))
+        if max_anchors < args.max_anchors:
+            console.print(f"only {len(candidates)} candidate anchors; searching sets of up to {max_anchors}")
+
+        def score(anchors: tuple[str, ...]) -> float:
+            summary = experiments.run("+".join(anchors), experiments.config(anchors=anchors))
+            value = summary[args.metric]
+            if value is None:
+                raise ValueError(f"{args.metric} is undefined on {args.split} of {experiments.domains}")
+            return float(value)
+
+        found = beam_search(candidates, score, args.beam_width, max_anchors)
+    result = {
+        "metric": args.metric, "split": args.split, "domains": experiments.domains, "candidates": candidates,
+        "beam_width": args.beam_width, "max_anchors": max_anchors, "best": list(found.best),
+        "best_error": found.scores[found.best], "beam": [list(b) for b in found.beam],
+        "rounds": [[list(b) for b in beam] for beam in found.rounds],
+        "scores": [{"anchors": list(a), "error": e} for a, e in sorted(found.scores.items(), key=lambda x: x[1])],
+        "by_size": [{"anchors": n, "error": e} for n, e in found.by_size.items()],
+    }  # fmt: skip
+    _write_json(Path(args.out) / "search.json", result)
+    if args.json:
+        print_json(result)
+    else:
+        Console().print(f"best anchors ({args.metric} {result['best_error']:.3f} on {args.split}): "
+                        f"{', '.join(found.best)}; lowest error by number of anchors: "
+                        + ", ".join(f"{n}: {e:.3f}" for n, e in found.by_size.items()))  # fmt: skip
+    return 0
+
+
+def _ablate(args: argparse.Namespace) -> int:
+    from egoface.eval.calibrated import write_ablation_report
+    from egoface.eval.evaluate import ModelPredictor, NeutralPredictor, evaluate
+    from egoface.models import CALIBRATION_MODULES, load_shipped_model
+
+    with progress_bar(args.quiet or args.json) as bar:
+        task = bar.add_task("calibration ablation", total=None)
+        experiments = _Experiments(args, lambda name: bar.update(task, advance=1, description=f"done {name}"))
+        base = experiments.base.calibration
+        assert base is not None
+        modules: dict[str, dict[str, Any]] = {}
+        for module in CALIBRATION_MODULES:  # Table 3 (+ the uncalibrated reference, `none`)
+            summary = experiments.run(module, experiments.config(module=module))
+            latency = experiments.latency(module, args.latency_frames)
+            summary |= {"latency_ms_p50": latency["calibrated_ms_p50"], "overhead_pct": latency["overhead_pct"]}
+            modules[module] = summary
+        main = modules[base.module if base.module != "none" else "late_fusion"]
+        losses = [experiments.run(f"{main['name']}_code", experiments.config(module=main["name"], loss="code")),
+                  main | {"name": f"{main['name']}_perceptual"}]  # Table 2  # fmt: skip
+        curve = [(0, modules["none"])]  # Fig. 8: the first n anchors of the preset
+        for n in range(1, len(base.anchors) + 1):
+            names = base.anchors[:n]
+            summary = main if n == len(base.anchors) else experiments.run(
+                f"{main['name']}_{n}_anchors", experiments.config(module=main["name"], anchors=names))  # fmt: skip
+            curve.append((n, summary))
+        available = _training_subjects(experiments.base, args.data)
+        counts = sorted({n for n in _counts(args.identities) if n < available} | {available})
+        identities = []  # Fig. 19
+        for n in counts:
+            row: dict[str, Any] = {"identities": n}
+            for label, module in (("calibrated", main["name"]), ("uncalibrated", "none")):
+                row[label] = modules[module] if n == available else experiments.run(
+                    f"{module}_{n}_identities", experiments.config(module=module, train_subjects=n))  # fmt: skip
+            identities.append(row)
+        table1 = [main | {"name": f"calibrated ({main['name']})"}, modules["none"] | {"name": "uncalibrated"}]
+        shipped = ModelPredictor(load_shipped_model("default"), "shipped default tracker")
+        for predictor in (shipped, NeutralPredictor(shipped.cameras)):  # Table 1's other rows
+            name = predictor.name
+            evaluation = evaluate(predictor, args.data, args.split, experiments.domains, args.photometric_frames)
+            domain = next(d for d in experiments.domains if d in evaluation.domains)
+            metrics = {k: _finite(evaluation.domains[domain].dataset.get(k)) for k in _KEYS}
+            table1.append({"name": name, "domain": domain, **metrics, "latency_ms_p50": evaluation.latency_ms_p50})
+            bar.update(task, advance=1, description=f"evaluated {name}")
+    reduction = _reduction(main["mesh_l2_mm"], modules["none"]["mesh_l2_mm"])
+    result = {
+        "data": args.data, "preset": args.preset, "steps": experiments.base.steps, "split": args.split,
+        "domain": main["domain"],
+        "uncalibrated": _entry(modules["none"]),
+        "modules": [_entry(modules[m]) for m in CALIBRATION_MODULES if m != "none"],
+        "losses": [_entry(row) for row in losses],
+        "anchors_curve": [{"anchors": n, **_entry(row)} for n, row in curve],
+        "identities_curve": [{"identities": row["identities"], "calibrated": _entry(row["calibrated"]),
+                              "uncalibrated": _entry(row["uncalibrated"])} for row in identities],
+        "table1": table1,
+        "targets": {
+            "mesh_reduction_pct": reduction, "mesh_target_pct": _MESH_TARGET_PCT,
+            "mesh_target_met": reduction is not None and reduction >= _MESH_TARGET_PCT,
+            "latency_overhead_pct": main["overhead_pct"], "latency_target_pct": _LATENCY_TARGET_PCT,
+            "latency_target_met": main["overhead_pct"] <= _LATENCY_TARGET_PCT,
+        },
+    }  # fmt: skip
+    out = Path(args.out)
+    _write_json(out / "ablation.json", result)
+    write_ablation_report(result, out)
+    if args.json:
+        print_json(result)
+    else:
+        console.print(f"wrote {out / 'ablation.json'} and {out / 'report.md'}")
+        Console().print((out / "report.md").read_text())
+    return 0
+
+
+def _entry(summary: dict[str, Any]) -> dict[str, Any]:
+    """The issue's keys (plus the other metrics) of one experiment."""
+    keys = ("name", *_KEYS, "latency_ms_p50", "overhead_pct", "run_dir")
+    return {key: summary.get(key) for key in keys} | {"anchor_names": summary.get("anchors")}
+
+
+def _reduction(calibrated: float | None, uncalibrated: float | None) -> float | None:
+    """How much lower (%) the calibrated error is than the uncalibrated one."""
+    if calibrated is None or uncalibrated is None or uncalibrated <= 0:
+        return None
+    return 100.0 * (1.0 - calibrated / uncalibrated)
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--identities must be comma-separated integers, got {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise ValueError(f"--identities must be positive integers, got {text!r}")
+    return counts
+
+
+def _training_subjects(config: TrainConfig, data: str) -> int:
+    from egoface.data import DatasetStore
+
+    store = DatasetStore(data)
+    subjects = {ref.subject for ref in store.recordings(config.data.domains)
+                if store.subject_info(ref.subject).split in config.data.train_splits}  # fmt: skip
+    if not subjects:
+        raise ValueError(f"no training subjects of {config.data.domains} in {data}")
+    return len(subjects)

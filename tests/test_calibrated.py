@@ -1,0 +1,225 @@
+"""The anchor-calibrated encoder's guarantees: cached anchors give the outputs of recomputing them (and survive the
+profile's flat vectors and a model file), pooling and attention modules ignore anchor order while late fusion does
+not, the WGAN-GP penalty has its known value on toy critics, the beam search finds a known best set, and inputs are
+checked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from egoface.eval.calibrated import anchor_overhead
+from egoface.models import (
+    CALIBRATION_MODULES,
+    AnchorCache,
+    CalibratedEncoder,
+    CalibratedModelConfig,
+    create_calibrated_model,
+    list_calibrated_models,
+    load_model,
+    save_model,
+)
+from egoface.train.anchors import beam_search
+from egoface.train.calibrated import gradient_penalty
+
+SIZE = (32, 32)
+ANCHORS = ("neutral", "maximal_jaw_drop", "closed_eyes")
+WITH_ANCHORS = [m for m in CALIBRATION_MODULES if m != "none"]
+
+
+def _model(module: str, seed: int = 0) -> CalibratedEncoder:
+    torch.manual_seed(seed)
+    anchors = ANCHORS if module != "none" else ()
+    return create_calibrated_model("calibrated_nano", input_size=SIZE, calibration=module, anchors=anchors).eval()
+
+
+def _inputs(model: CalibratedEncoder, batch: int = 3, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalized frames (B, C, 1, H, W) and one user's anchors (M, C, 1, H, W)."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, *model.input_shape, generator=generator)
+    return x, torch.randn(len(model.config.anchors), *model.input_shape, generator=generator)
+
+
+def _assert_outputs_close(a: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...]) -> None:
+    for left, right in zip(a, b, strict=True):
+        torch.testing.assert_close(left, right, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("module", WITH_ANCHORS)
+def test_cached_anchors_give_the_outputs_of_recomputing_them(module: str) -> None:
+    model = _model(module)
+    x, anchors = _inputs(model)
+    with torch.no_grad():
+        recomputed = model.forward_with_anchor_images(x, anchors[None].expand(len(x), *anchors.shape))
+        cache = model.enroll(anchors)
+        model.set_anchors(cache)
+        cached = model(x)
+        model.set_anchors(AnchorCache.from_per_anchor(model, cache.per_anchor()))  # via a profile's vectors
+        from_profile = model(x)
+    _assert_outputs_close(tuple(cached), tuple(recomputed))
+    _assert_outputs_close(tuple(from_profile), tuple(recomputed))
+    assert set(cache.per_anchor()) == set(ANCHORS)
+
+
+@pytest.mark.parametrize("module", ["pooling", "cross_attention", "self_attention"])
+def test_order_of_anchors_does_not_matter_for_pooling_and_attention(module: str) -> None:
+    model = _model(module)
+    x, anchors = _inputs(model)
+    order = torch.tensor([2, 0, 1])
+    batch = anchors[None].expand(len(x), *anchors.shape)
+    with torch.no_grad():
+        original = model.forward_with_anchor_images(x, batch)
+        permuted = model.forward_with_anchor_images(x, batch[:, order])
+    _assert_outputs_close(tuple(original), tuple(permuted))
+
+
+@pytest.mark.parametrize("module", ["late_fusion", "early_fusion"])
+def test_order_of_anchors_matters_for_fusion_modules(module: str) -> None:
+    """Each anchor has a fixed meaning for concatenation; the invariance above is a property, not a given."""
+    model = _model(module)
+    x, anchors = _inputs(model)
+    batch = anchors[None].expand(len(x), *anchors.shape)
+    with torch.no_grad():
+        a = model.forward_with_anchor_images(x, batch).free_expression
+        b = model.forward_with_anchor_images(x, batch[:, torch.tensor([2, 0, 1])]).free_expression
+    assert (a - b).abs().max() > 1e-4
+
+
+def test_anchors_change_the_output_and_are_required_until_enrolled() -> None:
+    model = _model("late_fusion")
+    x, anchors = _inputs(model)
+    with pytest.raises(RuntimeError, match="set_anchors"):
+        model(x)
+    with pytest.raises(ValueError, match=r"anchor_images must have shape \(B, 3, 4, 1, 32, 32\)"):
+        model.forward_with_anchor_images(x, anchors[None, :2].expand(3, 2, *anchors.shape[1:]))
+    with torch.no_grad():
+        model.set_anchors(model.enroll(anchors))
+        first = model(x).free_expression
+        model.set_anchors(model.enroll(anchors.flip(0)))
+        second = model(x).free_expression
+    assert (first - second).abs().max() > 1e-4
+    with pytest.raises(ValueError, match=r"cached eye features have shape \(2, 3, 1, 32, 32\), expected"):
+        model.set_anchors(_model("early_fusion").enroll(anchors))  # images, not phi_exp maps
+    with pytest.raises(ValueError, match="the profile lacks anchors"):
+        AnchorCache.from_per_anchor(model, {"neutral": model.enroll(anchors).per_anchor()["neutral"]})
+
+
+def test_uncalibrated_reference_runs_without_anchors() -> None:
+    model = _model("none")
+    x, _ = _inputs(model)
+    assert model.config.anchors == ()
+    with torch.no_grad():
+        out = model(x)
+    assert out.expression.shape == (3, 53) and out.gaze.shape == (3, 2, 2)
+
+
+def test_model_file_round_trips_with_module_and_anchors(tmp_path: Path) -> None:
+    model = _model("cross_attention")
+    save_model(model, tmp_path / "model.pt", step=2)
+    loaded = load_model(tmp_path)
+    assert isinstance(loaded, CalibratedEncoder) and loaded.config == model.config
+    assert isinstance(loaded.config, CalibratedModelConfig) and loaded.config.calibration == "cross_attention"
+    x, anchors = _inputs(model)
+    with torch.no_grad():
+        model.set_anchors(model.enroll(anchors))
+        loaded.set_anchors(loaded.enroll(anchors))
+        _assert_outputs_close(tuple(model(x)), tuple(loaded(x)))
+    assert {"calibrated_nano", "calibrated_mobilenetv3_tiny"} <= set(list_calibrated_models())
+
+
+def test_config_rejects_unknown_modules_and_missing_anchors() -> None:
+    with pytest.raises(ValueError, match="calibration must be one of"):
+        create_calibrated_model("calibrated_nano", calibration="transformer")
+    with pytest.raises(ValueError, match="needs at least one anchor"):
+        create_calibrated_model("calibrated_nano", anchors=())
+
+
+def test_anchor_overhead_reports_both_latencies() -> None:
+    """The timing itself is measured by `egoface ablate calibration`; here only that the bench runs and leaves the
+    model's enrolled anchors as they were."""
+    model = _model("late_fusion")
+    result = anchor_overhead(model, frames=3, warmup=1)
+    assert result["calibrated_ms_p50"] > 0 and result["reference_ms_p50"] > 0 and result["frames"] == 3
+    assert model.enrolled_anchors is None
+
+
+# ------------------------------------------------------------------------------------------------ WGAN-GP penalty
+
+
+def test_gradient_penalty_is_exact_on_a_linear_critic() -> None:
+    """h(e) = w . e has gradient w everywhere: the penalty is (|w| - 1)^2 whatever the samples."""
+    w = torch.tensor([3.0, 4.0, 0.0], dtype=torch.float64)  # |w| = 5
+    generator = torch.Generator().manual_seed(0)
+    real = torch.rand(5, 3, dtype=torch.float64, generator=generator)
+    fake = torch.rand(5, 3, dtype=torch.float64, generator=generator)
+    penalty = gradient_penalty(lambda e: e @ w, real, fake)
+    assert penalty.item() == pytest.approx(16.0, abs=1e-12)
+
+
+def test_gradient_penalty_samples_uniform_interpolations_on_a_quadratic_critic() -> None:
+    """h(e) = |e|^2 / 2 has gradient e: the penalty is the mean of (|u r + (1 - u) f| - 1)^2 with the drawn u."""
+    generator = torch.Generator().manual_seed(3)
+    real = torch.randn(6, 4, dtype=torch.float64, generator=generator)
+    fake = torch.randn(6, 4, dtype=torch.float64, generator=generator)
+    u = torch.rand(6, 1, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    expected = ((u * real + (1 - u) * fake).norm(dim=1) - 1).square().mean()
+
+    def critic(e: torch.Tensor) -> torch.Tensor:
+        return 0.5 * e.square().sum(dim=1)
+
+    penalty = gradient_penalty(critic, real, fake, torch.Generator().manual_seed(7))
+    assert penalty.item() == pytest.approx(expected.item(), rel=1e-12)
+    fake.requires_grad_(True)  # the penalty is differentiable w.r.t. the critic, not the encoder's codes
+    assert gradient_penalty(critic, real, fake).requires_grad
+
+
+# -------------------------------------------------------------------------------------------------- beam search
+
+
+def _counting(score: Callable[[tuple[str, ...]], float]) -> tuple[Callable[[tuple[str, ...]], float], list]:
+    calls: list[tuple[str, ...]] = []
+
+    def wrapped(anchors: tuple[str, ...]) -> float:
+        calls.append(anchors)
+        return score(anchors)
+
+    return wrapped, calls
+
+
+def test_beam_search_finds_a_pair_that_greedy_search_misses_and_stops_when_adding_stops_helping() -> None:
+    """Singles rank a < b < c < d < ...; the pair {c, d} works far better than any pair with a (greedy, width 1,
+    would keep a); a third anchor always costs. Width 3 keeps c, finds {c, d}, then the beam stops changing."""
+    single = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0, "e": 5.0, "f": 6.0}
+
+    def score(anchors: tuple[str, ...]) -> float:
+        if set(anchors) == {"c", "d"}:
+            return 0.1
+        return 10.0 - 1.0 / min(single[x] for x in anchors) if len(anchors) > 1 else 10.0 - 1.0 / single[anchors[0]]
+
+    counted, calls = _counting(score)
+    result = beam_search(list(single), counted, beam_width=3, max_anchors=6)
+    assert result.best == ("c", "d") and result.scores[("c", "d")] == 0.1
+    assert len(calls) == len(set(calls))  # every set scored once
+    assert max(len(s) for s in calls) == 3  # one round past the best pair, then the beam stayed
+    assert result.by_size[2] == 0.1
+    greedy = beam_search(list(single), score, beam_width=1, max_anchors=6)
+    assert greedy.best != ("c", "d")
+
+
+def test_beam_search_stops_at_max_anchors_and_orders_sets_like_the_candidates() -> None:
+    """Every anchor helps, the later candidates most: the best set of 4 is the last four, in candidate order."""
+    weights = {"n": 1.0, "j": 2.0, "w": 3.0, "e": 4.0, "s": 5.0, "p": 6.0, "b": 7.0}
+    result = beam_search(list(weights), lambda s: 100.0 - sum(weights[x] for x in s), beam_width=3, max_anchors=4)
+    assert result.best == ("e", "s", "p", "b")
+    assert all(len(b) == 4 for b in result.beam) and list(result.by_size) == [1, 2, 3, 4]
+    assert [len(r[0]) for r in result.rounds] == [1, 2, 3, 4]
+
+
+def test_beam_search_checks_its_arguments() -> None:
+    with pytest.raises(ValueError, match="distinct"):
+        beam_search(["a", "a"], lambda s: 0.0)
+    with pytest.raises(ValueError, match="max_anchors"):
+        beam_search(["a", "b"], lambda s: 0.0, max_anchors=3)
