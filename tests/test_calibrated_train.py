@@ -1,0 +1,118 @@
+"""Training the calibrated encoder: every calibration module trains two steps with the calibrated-tiny preset and
+writes a model file that rebuilds it; the perceptual losses (Eq. 16) step the encoder and the WGAN-GP critic and
+round-trip through checkpoints; the evaluation predictor enrolls each subject from its anchor segments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from egoface.capture.recording import SubjectInfo
+from egoface.data import DatasetStore, HeadsetDataset, collate
+from egoface.eval.calibrated import CalibratedPredictor
+from egoface.eval.evaluate import EnrollingPredictor
+from egoface.models import CALIBRATION_MODULES, CalibratedEncoder, load_model, normalize_images
+from egoface.train import PRESETS, GeometryLoss, TrainConfig, apply_overrides, read_metrics
+from egoface.train.calibrated import (
+    CalibratedTrainer,
+    FrontalSubject,
+    PhotometricLoss,
+    build_calibrated_model,
+    train_calibrated,
+)
+from test_data_helpers import make_recording
+from toy_face import toy_face
+
+# The helper recordings' anchor segments (the capture script's anchors need a generated store).
+HELPER = ["calibration.anchors=neutral,jaw_open_max", "calibration.loss=code", "input_size=32,32"]
+
+
+@pytest.fixture(scope="module")
+def store_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("calibrated_store")
+    store = DatasetStore(root)
+    store.write_recording(make_recording(subject="s000", frames=40, seed=0))
+    store.write_recording(make_recording(subject="s001", frames=40, seed=1))
+    store.write_recording(make_recording(subject="v000", frames=40, seed=2, split="val"))
+    return root
+
+
+@pytest.mark.parametrize("module", CALIBRATION_MODULES)
+def test_each_calibration_module_trains_two_steps_on_the_tiny_preset(
+    module: str, store_root: Path, tmp_path: Path
+) -> None:
+    config = apply_overrides(PRESETS["calibrated-tiny"], [*HELPER, f"calibration.module={module}"])
+    result = train_calibrated(config, store_root, tmp_path / "run", tensorboard=False)
+    assert result.completed and result.step == 2 and np.isfinite(result.loss)
+    assert TrainConfig.from_json((tmp_path / "run" / "config.json").read_text()) == config
+    lines = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert [line["step"] for line in lines if line["kind"] == "val"] == [1, 2]
+    model = load_model(tmp_path / "run")
+    assert isinstance(model, CalibratedEncoder) and model.config.calibration == module
+    assert model.config.anchors == (() if module == "none" else ("neutral", "jaw_open_max"))
+
+
+def _toy_trainer(store_root: Path) -> tuple[CalibratedTrainer, HeadsetDataset]:
+    config = apply_overrides(PRESETS["calibrated-tiny"], [*HELPER[:1], "input_size=32,32", "augment=none"])
+    rig = toy_face().rig()
+    vertices = rig().vertices.shape[1]
+    albedo, specular = np.full(vertices, 0.5), np.zeros(vertices)
+    subject = FrontalSubject(rig, albedo, specular, size=24)
+    geometry = GeometryLoss(lambda _name: rig, config.loss.geometry_eye_weight, config.loss.geometry_mouth_weight)
+    trainer = CalibratedTrainer(config, build_calibrated_model(config), geometry, PhotometricLoss(lambda _: subject))
+    dataset = HeadsetDataset(store_root, resolution=(32, 32), anchors=("neutral", "jaw_open_max"))
+    return trainer, dataset
+
+
+def test_perceptual_losses_step_encoder_and_critic_and_round_trip_through_checkpoints(store_root: Path) -> None:
+    trainer, dataset = _toy_trainer(store_root)
+    batch = collate([dataset[i] for i in (0, 15, 45, 60)])  # both training subjects
+    critic_before = [p.detach().clone() for p in trainer.critic.parameters()]
+    encoder_before = [p.detach().clone() for p in trainer.model.parameters()]
+    for _ in range(2):
+        terms = trainer.train_step(batch)
+        assert torch.isfinite(terms.total) and terms.geometry is not None and float(terms.geometry) > 0
+    assert any(not torch.equal(a, b) for a, b in zip(critic_before, trainer.critic.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(encoder_before, trainer.model.parameters(), strict=True))
+    checkpoint = trainer.checkpoint(best_val_loss=1.0)
+    other, _ = _toy_trainer(store_root)
+    other.restore(checkpoint)
+    for a, b in zip(trainer.critic.parameters(), other.critic.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert other.step == 2 and other.critic_optimizer.state_dict()["state"]
+
+
+def test_photometric_loss_is_zero_for_the_truth_and_grows_with_the_error(store_root: Path) -> None:
+    trainer, _ = _toy_trainer(store_root)
+    assert trainer.photometric is not None
+    true = torch.zeros(2, 53)
+    gaze = torch.zeros(2, 2, 2)
+    mask = torch.tensor([True, True])
+    assert float(trainer.photometric(true, gaze, true, gaze, ["a", "a"], mask)) == 0.0
+    predicted = true.clone()
+    predicted[:, 0] = 1.0
+    predicted.requires_grad_(True)
+    loss = trainer.photometric(predicted, gaze, true, gaze, ["a", "a"], mask)
+    assert float(loss.detach()) > 0
+    loss.backward()
+    assert predicted.grad is not None and predicted.grad.abs().sum() > 0
+
+
+def test_predictor_enrolls_each_subject_from_its_anchor_segments(store_root: Path, tmp_path: Path) -> None:
+    config = apply_overrides(PRESETS["calibrated-tiny"], HELPER)
+    train_calibrated(config, store_root, tmp_path / "run", tensorboard=False)
+    model = load_model(tmp_path / "run")
+    assert isinstance(model, CalibratedEncoder)
+    predictor = CalibratedPredictor(model, "run")
+    assert isinstance(predictor, EnrollingPredictor)
+    info: SubjectInfo = DatasetStore(store_root).subject_info("s001")
+    predictor.enroll_subject(str(store_root), info)
+    sample = HeadsetDataset(store_root, subjects=["s001"], resolution=(32, 32), anchors=model.config.anchors)[0]
+    images = torch.stack([sample.anchor_images[name] for name in model.config.anchors])
+    expected = model.enroll(normalize_images(images, model.config))
+    assert model.enrolled_anchors is not None
+    for role, maps in expected.features.items():
+        torch.testing.assert_close(model.enrolled_anchors.features[role], maps)
