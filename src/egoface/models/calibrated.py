@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from egoface.models.backbones import Backbone
@@ -134,43 +135,60 @@ class AnchorCache:
 # ------------------------------------------------------------------------------------------- calibration modules
 
 
-class _NoCalibration(nn.Module):
-    def forward(self, current: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+class _Calibration(nn.Module):
+    """A calibration module: `prepare(anchors (N, M, c, h, w)) -> memory`, everything about the anchors that does
+    not depend on the current frame (computed once per user at `set_anchors`), then `forward(current (N, c, h, w),
+    memory) -> (N, c, h, w)`. Equal, up to float rounding, to recomputing everything per frame."""
+
+    def prepare(self, anchors: torch.Tensor) -> torch.Tensor:
+        return anchors
+
+    def forward(self, current: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class _NoCalibration(_Calibration):
+    def forward(self, current: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         return current
 
 
-class _EarlyFusion(nn.Module):
+class _EarlyFusion(_Calibration):
     """(N, 1, H, W) image, (N, M, 1, H, W) anchor images -> (N, 1 + M, H, W) input channels."""
 
-    def forward(self, current: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-        return torch.cat([current, anchors.flatten(1, 2)], dim=1)
+    def forward(self, current: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        return torch.cat([current, memory.flatten(1, 2)], dim=1)
 
 
-class _LateFusion(nn.Module):
-    """Concatenate current and anchor maps along channels, 1x1 conv-BN-hardswish back to c channels."""
+class _ConcatFusion(_Calibration):
+    """[current, summary of the anchors] along channels -> 1x1 conv-BN-hardswish back to c channels. The summary is
+    every anchor map (`late_fusion`) or their element-wise max (`pooling`, order-free). The bias-free 1x1 conv is
+    linear, so it splits into a current part and an anchor part; `prepare` computes the anchor part, leaving a
+    c -> c conv per frame."""
 
-    def __init__(self, channels: int, num_anchors: int) -> None:
+    def __init__(self, channels: int, num_anchors: int, pool: bool) -> None:
         super().__init__()
-        self.fuse = ConvBnAct((1 + num_anchors) * channels, channels, 1, act="hardswish")
+        self.channels, self.pool = channels, pool
+        self.fuse = ConvBnAct((2 if pool else 1 + num_anchors) * channels, channels, 1, act="hardswish")
 
-    def forward(self, current: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-        return self.fuse(torch.cat([current, anchors.flatten(1, 2)], dim=1))  # (N, (1 + M) c, h, w) -> (N, c, h, w)
+    def prepare(self, anchors: torch.Tensor) -> torch.Tensor:
+        summary = anchors.amax(dim=1) if self.pool else anchors.flatten(1, 2)  # (N, c or M c, h, w)
+        return F.conv2d(summary, self._weight()[:, self.channels :])  # (N, c, h, w)
+
+    def forward(self, current: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        _, norm, act = self.fuse
+        return act(norm(F.conv2d(current, self._weight()[:, : self.channels]) + memory))
+
+    def _weight(self) -> torch.Tensor:
+        """The 1x1 conv's weight (c, c + summary channels, 1, 1): input channels [current, summary]."""
+        conv = self.fuse[0]
+        assert isinstance(conv, nn.Conv2d)
+        return conv.weight
 
 
-class _Pooling(nn.Module):
-    """Max over anchors (order-free), concatenated with current, 1x1 conv-BN-hardswish back to c channels."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.fuse = ConvBnAct(2 * channels, channels, 1, act="hardswish")
-
-    def forward(self, current: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-        return self.fuse(torch.cat([current, anchors.amax(dim=1)], dim=1))
-
-
-class _Attention(nn.Module):
-    """Cross-attention (current tokens attend to anchor tokens) or self-attention over [current, anchor] tokens.
-    Tokens are the c-vectors of the h*w locations plus a learned embedding per location (none per anchor)."""
+class _Attention(_Calibration):
+    """Cross-attention (current tokens attend to anchor tokens) or self-attention over [current, anchor] tokens
+    (one pre-norm Transformer encoder layer, current tokens kept). Tokens are the c-vectors of the h*w locations
+    plus a learned embedding per location (none per anchor); `prepare` embeds and normalizes the anchor tokens."""
 
     def __init__(self, channels: int, tokens: int, cross: bool) -> None:
         super().__init__()
@@ -179,30 +197,29 @@ class _Attention(nn.Module):
         self.position = nn.Parameter(torch.zeros(tokens, channels))
         nn.init.trunc_normal_(self.position, std=0.02)
         self.norm = nn.LayerNorm(channels)
-        self.norm_memory = nn.LayerNorm(channels) if cross else nn.Identity()
+        self.norm_memory = nn.LayerNorm(channels) if cross else None  # self-attention: one norm for all tokens
         self.attention = nn.MultiheadAttention(channels, heads, batch_first=True)
         self.norm_mlp = nn.LayerNorm(channels)
         self.mlp = nn.Sequential(nn.Linear(channels, 2 * channels), nn.GELU(), nn.Linear(2 * channels, channels))
 
-    def forward(self, current: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    def prepare(self, anchors: torch.Tensor) -> torch.Tensor:
         n, m, c, h, w = anchors.shape
+        tokens = (anchors.flatten(3).transpose(2, 3) + self.position).reshape(n, m * h * w, c)  # (N, M*h*w, c)
+        return (self.norm_memory or self.norm)(tokens)
+
+    def forward(self, current: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = current.shape
         query = current.flatten(2).transpose(1, 2) + self.position  # (N, h*w, c)
-        anchor_tokens = (anchors.flatten(3).transpose(2, 3) + self.position).reshape(n, m * h * w, c)  # (N, M*h*w, c)
-        if self.cross:  # queries: current; keys and values: anchors
-            q, memory = self.norm(query), self.norm_memory(anchor_tokens)
-        else:  # one encoder layer over all tokens; only the current tokens' outputs are used
-            memory = self.norm(torch.cat([query, anchor_tokens], dim=1))  # (N, (1 + M) h*w, c)
-            q = memory[:, : h * w]
-        tokens = query + self.attention(q, memory, memory, need_weights=False)[0]  # (N, h*w, c)
+        q = self.norm(query)
+        keys = memory if self.cross else torch.cat([q, memory], dim=1)  # (N, [h*w +] M*h*w, c)
+        tokens = query + self.attention(q, keys, keys, need_weights=False)[0]  # (N, h*w, c)
         tokens = tokens + self.mlp(self.norm_mlp(tokens))
         return tokens.transpose(1, 2).reshape(n, c, h, w)
 
 
-def _calibration_module(name: str, channels: int, num_anchors: int, tokens: int) -> nn.Module:
-    if name == "late_fusion":
-        return _LateFusion(channels, num_anchors)
-    if name == "pooling":
-        return _Pooling(channels)
+def _calibration_module(name: str, channels: int, num_anchors: int, tokens: int) -> _Calibration:
+    if name in ("late_fusion", "pooling"):
+        return _ConcatFusion(channels, num_anchors, pool=name == "pooling")
     if name in ("cross_attention", "self_attention"):
         return _Attention(channels, tokens, cross=name == "cross_attention")
     if name == "early_fusion":
@@ -239,9 +256,9 @@ class _Branch(nn.Module):
         )
         self.num_features = backbone.num_features
 
-    def forward(self, current: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-        """current: (N, c, h, w) phi_exp maps, anchors: (N, M, c, h, w) -> (N, F) pooled features."""
-        return self.tail(self.calibrate(current, anchors)).mean((2, 3))
+    def forward(self, current: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """current: (N, c, h, w) phi_exp maps, memory: the anchors' `calibrate.prepare` -> (N, F) pooled features."""
+        return self.tail(self.calibrate(current, memory)).mean((2, 3))
 
 
 # ------------------------------------------------------------------------------------------------------ encoder
@@ -300,6 +317,7 @@ class CalibratedEncoder(TrackerModel):
         self.gaze_head = mlp(2 * self.feature_dim, config.hidden_features, 4)  # f_gaze, upper face only
         self.assemble = ExpressionAssembler(config)
         self._anchors: AnchorCache | None = None
+        self._memory: dict[str, torch.Tensor] = {}  # per role (1, k, ...): the modules' `prepare` of the cache
 
     def _branch(self, role: str) -> _Branch:
         branch = self.branches[role]
@@ -340,34 +358,46 @@ class CalibratedEncoder(TrackerModel):
         return AnchorCache(self.config.anchors, {role: maps[0] for role, maps in features.items()})
 
     def set_anchors(self, cache: AnchorCache | None) -> None:
-        """Use `cache` (from `enroll`, or `AnchorCache.from_per_anchor`) for every later `forward`."""
+        """Use `cache` (from `enroll`, or `AnchorCache.from_per_anchor`) for every later `forward`. The
+        calibration modules' frame-independent work on the anchors is done here, with the current weights: call
+        it again after changing them."""
+        memory: dict[str, torch.Tensor] = {}
         if cache is not None:
             if cache.anchors != self.config.anchors:
                 raise ValueError(f"the cache holds anchors {cache.anchors}; this model needs {self.config.anchors}")
             for role in _BRANCH_ROLES:
                 shape = self.anchor_feature_shape(role)
-                have = tuple(cache.features[role].shape)
-                if have != (shape[0], len(cache.anchors), *shape[1:]):
-                    raise ValueError(f"cached {role} features have shape {have}, expected "
-                                     f"{(shape[0], len(cache.anchors), *shape[1:])}")  # fmt: skip
-        self._anchors = cache
+                want, have = (shape[0], len(cache.anchors), *shape[1:]), tuple(cache.features[role].shape)
+                if have != want:
+                    raise ValueError(f"cached {role} features have shape {have}, expected {want}")
+            with torch.no_grad():
+                memory = {role: self._prepare(role, maps[None]) for role, maps in cache.features.items()}
+        self._anchors, self._memory = cache, memory
 
     @property
     def enrolled_anchors(self) -> AnchorCache | None:
         """The cache `forward` uses (None before `set_anchors`)."""
         return self._anchors
 
-    def features_with_anchors(self, x: torch.Tensor, anchors: dict[str, torch.Tensor]) -> torch.Tensor:
-        """x: images (B, C, 1, H, W); anchors: per role (B or 1, k, M, c, h, w) -> (B, 4 F), camera-major
-        (eye_left, eye_right, mouth_left, mouth_right)."""
+    def _prepare(self, role: str, maps: torch.Tensor) -> torch.Tensor:
+        """maps (B, k, M, c, h, w) -> the role's calibration memory (B, k, ...)."""
+        return self._branch(role).calibrate.prepare(maps.flatten(0, 1)).unflatten(0, maps.shape[:2])
+
+    def _features(self, x: torch.Tensor, memory: dict[str, torch.Tensor]) -> torch.Tensor:
+        """x: images (B, C, 1, H, W); memory: per role (B or 1, k, ...) -> (B, 4 F), camera-major."""
         self._check_input(x, "images")
         out = []
         for role in _BRANCH_ROLES:
             current = self._exp(role, x)  # (B, k, c, h, w)
-            memory = anchors[role].expand(x.shape[0], *anchors[role].shape[1:])  # (B, k, M, c, h, w)
-            pooled = self._branch(role)(current.flatten(0, 1), memory.flatten(0, 1))  # (B * k, F)
+            prepared = memory[role].expand(x.shape[0], *memory[role].shape[1:])  # (B, k, ...)
+            pooled = self._branch(role)(current.flatten(0, 1), prepared.flatten(0, 1))  # (B * k, F)
             out.append(pooled.unflatten(0, current.shape[:2]).flatten(1))  # (B, k F)
         return torch.cat(out, dim=1)
+
+    def features_with_anchors(self, x: torch.Tensor, anchors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """x: images (B, C, 1, H, W); anchors: per role (B or 1, k, M, c, h, w) phi_exp maps -> (B, 4 F),
+        camera-major (eye_left, eye_right, mouth_left, mouth_right)."""
+        return self._features(x, {role: self._prepare(role, maps) for role, maps in anchors.items()})
 
     def forward_with_anchor_images(self, x: torch.Tensor, anchor_images: torch.Tensor) -> TrackerOutput:
         """Training path: x (B, C, 1, H, W), anchor_images (B, M, C, 1, H, W), both normalized; phi_exp of the
@@ -381,10 +411,10 @@ class CalibratedEncoder(TrackerModel):
             if self.config.anchors:
                 raise RuntimeError(f"no anchors enrolled: call set_anchors(model.enroll(anchor_images)) with the "
                                    f"user's {self.config.anchors} first")  # fmt: skip
-            empty = {role: x.new_zeros(1, k, 0, *self._branch(role).map_shape)
-                     for role, k in ((r, len(self._cameras[r])) for r in _BRANCH_ROLES)}  # fmt: skip
+            empty = {role: x.new_zeros(1, len(self._cameras[role]), 0, *self._branch(role).map_shape)
+                     for role in _BRANCH_ROLES}  # fmt: skip
             return self.features_with_anchors(x, empty)
-        return self.features_with_anchors(x, {role: maps[None] for role, maps in self._anchors.features.items()})
+        return self._features(x, self._memory)
 
     def forward_head(self, features: torch.Tensor) -> TrackerOutput:
         """features (B, 4 F) -> TrackerOutput: f_fuse on all four cameras, f_gaze on the eye cameras."""
