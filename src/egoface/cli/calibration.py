@@ -65,6 +65,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                              help="training-identity counts of the identity curve (those above the data's dropped; "
                                   "all of them always runs)")  # fmt: skip
     calibration.add_argument("--latency-frames", type=int, default=200, help="frames per latency measurement")
+    calibration.add_argument("--compare", nargs="*", default=["default", "neutral"],
+                             help="Table 1's other rows: runs (trackers, flnet/gt_mesh baselines), default, neutral; "
+                                  "a missing model is reported, not fatal")  # fmt: skip
     calibration.set_defaults(run=_ablate)
 
 
@@ -199,9 +202,11 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _ablate(args: argparse.Namespace) -> int:
+    from egoface.cli.eval import load_predictor
+    from egoface.data import dataset_info
     from egoface.eval.calibrated import write_ablation_report
-    from egoface.eval.evaluate import ModelPredictor, NeutralPredictor, evaluate
-    from egoface.models import CALIBRATION_MODULES, load_shipped_model
+    from egoface.eval.evaluate import evaluate
+    from egoface.models import CALIBRATION_MODULES
 
     with progress_bar(args.quiet or args.json) as bar:
         task = bar.add_task("calibration ablation", total=None)
@@ -232,15 +237,22 @@ def _ablate(args: argparse.Namespace) -> int:
                 row[label] = modules[module] if n == available else experiments.run(
                     f"{module}_{n}_identities", experiments.config(module=module, train_subjects=n))  # fmt: skip
             identities.append(row)
-        table1 = [main | {"name": f"calibrated ({main['name']})"}, modules["none"] | {"name": "uncalibrated"}]
-        shipped = ModelPredictor(load_shipped_model("default"), "shipped default tracker")
-        for predictor in (shipped, NeutralPredictor(shipped.cameras)):  # Table 1's other rows
-            name = predictor.name
+        table1 = [
+            _entry(main | {"name": f"calibrated ({main['name']})"}),
+            _entry(modules["none"] | {"name": "uncalibrated"}),
+        ]
+        cameras = tuple(dataset_info(args.data)["cameras"])
+        for spec in args.compare:  # Table 1's other rows: the tracker issue's models and baselines
+            try:
+                predictor = load_predictor(spec, cameras)
+            except FileNotFoundError as error:
+                table1.append({"name": spec, "error": str(error)})
+                continue
             evaluation = evaluate(predictor, args.data, args.split, experiments.domains, args.photometric_frames)
             domain = next(d for d in experiments.domains if d in evaluation.domains)
             metrics = {k: _finite(evaluation.domains[domain].dataset.get(k)) for k in _KEYS}
-            table1.append({"name": name, "domain": domain, **metrics, "latency_ms_p50": evaluation.latency_ms_p50})
-            bar.update(task, advance=1, description=f"evaluated {name}")
+            table1.append({"name": predictor.name, **metrics, "latency_ms_p50": evaluation.latency_ms_p50})
+            bar.update(task, advance=1, description=f"evaluated {predictor.name}")
     reduction = _reduction(main["mesh_l2_mm"], modules["none"]["mesh_l2_mm"])
     result = {
         "data": args.data, "preset": args.preset, "steps": experiments.base.steps, "split": args.split,

@@ -142,7 +142,9 @@ def _number(value: float | None) -> str:
 def _table(rows: list[dict[str, Any]], overhead: bool = False) -> list[str]:
     keys = (*_TABLE_KEYS, "overhead_pct") if overhead else _TABLE_KEYS
     out = ["", "| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
-    out += ["| " + str(row["name"]) + " | " + " | ".join(_number(row.get(k)) for k in keys) + " |" for row in rows]
+    for row in rows:
+        cells = [f"not evaluated: {row['error']}"] if "error" in row else [_number(row.get(k)) for k in keys]
+        out.append("| " + str(row["name"]) + " | " + " | ".join(cells) + " |")
     return [*out, ""]
 
 
