@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from scipy.signal import lfilter
 
 from egoface.face.names import NUM_EXPRESSIONS, expression_index
 from egoface.headset.pose import HeadPose
@@ -118,7 +117,11 @@ class DonningModel:
             walks.append(walk - walk[0])
         rotation_walk, translation_walk = walks
         lag = math.exp(-1.0 / (fps * self.push_lag_s)) if self.push_lag_s > 0 else 0.0
-        push = lfilter([1.0 - lag], [1.0, -lag], drive, zi=[lag * drive[0]])[0] if num_frames else drive  # (N,)
+        push = np.empty(num_frames)  # (N,) drive through a one-pole low-pass, starting settled on drive[0]
+        state = drive[0] if num_frames else 0.0
+        for n in range(num_frames):
+            state = (1.0 - lag) * drive[n] + lag * state
+            push[n] = state
         rotation_deg = rotation_walk + push[:, None] * np.array([self.expression_tilt_deg, 0.0, 0.0])
         translation_mm = translation_walk - push[:, None] * np.asarray(self.expression_push_mm)
         slip = HeadPose.from_axis_angle(rotation_deg.reshape(-1, 3), translation_mm.reshape(-1, 3))
