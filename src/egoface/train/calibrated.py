@@ -227,8 +227,16 @@ class CalibratedTrainer(Trainer):
         missing = [name for name in self.model.config.anchors if name not in batch.anchor_images]
         if missing:
             raise ValueError(f"the batch carries no images of the anchors {missing}")
-        anchors = torch.stack([batch.anchor_images[name] for name in self.model.config.anchors], dim=1)
-        return self.model.forward_with_anchor_images(x, normalize_images(anchors, self.model.config))
+        # A subject's anchors are the same frames for all its samples: phi_exp runs once per subject of the batch.
+        subjects = sorted(set(batch.subjects))
+        first = [batch.subjects.index(subject) for subject in subjects]
+        anchors = torch.stack([batch.anchor_images[name][first] for name in self.model.config.anchors], dim=1)
+        maps = self.model.encode_anchors(normalize_images(anchors, self.model.config))  # per role (S, k, M, ...)
+        rows = torch.tensor([subjects.index(subject) for subject in batch.subjects])
+        output = self.model.forward_head(
+            self.model.features_with_anchors(x, {role: m.index_select(0, rows) for role, m in maps.items()})
+        )
+        return output
 
     def _supervised(self, output: TrackerOutput, batch: Batch) -> LossTerms:
         if self.calibration.loss == "code":
@@ -245,7 +253,8 @@ class CalibratedTrainer(Trainer):
         gaze = gaze_angle_loss(output.gaze, batch.gaze, mask)
         total = weights.geometry * geometry + weights.gaze * gaze
         if weights.photometric > 0 and self.photometric is not None:
-            photo = self.photometric(expression, output.gaze, batch.expression, batch.gaze, batch.subjects, mask)
+            rendered = mask & (torch.cumsum(mask.long(), 0) <= weights.photometric_samples)  # the first n labelled
+            photo = self.photometric(expression, output.gaze, batch.expression, batch.gaze, batch.subjects, rendered)
             total = total + weights.photometric * photo
         if weights.adversarial > 0:
             total = total - weights.adversarial * self.critic(output.free_expression[mask]).mean()
