@@ -165,7 +165,9 @@ class CalibrationConfig:
 class TrainConfig:
     """One supervised training run.
 
-    model: a registered model name (`egoface.models.list_models()`); input_size: (H, W) px, replaces the model's;
+    model: a registered model name (`egoface.models.list_models()`); init: a model file or run directory whose
+    weights the model starts from (a fine-tuning stage; same architecture), or None for `seed`'s random weights;
+    input_size: (H, W) px, replaces the model's;
     the dataset resizes every camera image to it. batch_size: samples per step (the last incomplete batch of an
     epoch is dropped); steps: optimizer steps in total. augment: the per-sample augmentations of the dataset
     (rotation, scale, brightness, gamma; None = off); cutmix: batch CutMix with `augment.cutmix_patches` patches
@@ -179,6 +181,7 @@ class TrainConfig:
     """
 
     model: str = "refa_tiny"
+    init: str | None = None
     input_size: tuple[int, int] = (96, 96)
     batch_size: int = 32
     steps: int = 3000

@@ -41,7 +41,7 @@ from egoface.data.augment import augment_views
 from egoface.data.schema import is_left_camera
 from egoface.face.gaze import gaze_vector
 from egoface.models import ModelConfig, TrackerModel, TrackerOutput, create_model
-from egoface.models.files import normalize_images, save_model
+from egoface.models.files import load_model, normalize_images, save_model
 from egoface.train.checkpoint import (
     Checkpoint,
     capture_rng_state,
@@ -75,13 +75,22 @@ def _generator(*keys: int) -> torch.Generator:
 
 
 def build_model(config: TrainConfig) -> TrackerModel:
-    """The registered model `config.model` at `config.input_size`, initialized from `config.seed`."""
+    """The registered model `config.model` at `config.input_size`, initialized from `config.seed`, or with the
+    weights of the model file `config.init`."""
     torch.manual_seed(config.seed)
     model = create_model(config.model, input_size=tuple(config.input_size))
     assert isinstance(model, TrackerModel)
     if len(model.input_shape) != 4:
         raise ValueError(f"model {config.model!r} takes input of shape {model.input_shape}, not camera images "
                          "(B, C, 1, H, W); the supervised image trainer cannot train it")  # fmt: skip
+    if config.init is not None:
+        start = load_model(config.init)
+        if start.config != model.config:
+            raise ValueError(
+                f"init={config.init} holds a different architecture than {config.model!r} at {config.input_size}: "
+                f"{start.config} vs {model.config}"
+            )
+        model.load_state_dict(start.state_dict())
     return model
 
 
