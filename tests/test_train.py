@@ -152,3 +152,19 @@ def test_cli_trains_resumes_and_benchmarks(store_root: Path, tmp_path: Path, cap
         ["train", "--preset", "tiny", "--data", str(store_root), "--out", str(tmp_path / "bad"), "--set", "optim.lrr=1"]
     )
     assert code == 2 and "unknown config key 'optim.lrr'" in capsys.readouterr().err.replace("\n", "")
+
+
+def test_init_starts_from_a_model_files_weights_and_refuses_another_architecture(tmp_path) -> None:
+    from egoface.models.files import save_model
+    from egoface.train.trainer import build_model
+
+    tiny = PRESETS["tiny"]
+    trained = build_model(dataclasses.replace(tiny, seed=7))
+    save_model(trained, tmp_path / "model.pt", step=2)
+    started = build_model(dataclasses.replace(tiny, seed=0, init=str(tmp_path / "model.pt")))
+    fresh = build_model(dataclasses.replace(tiny, seed=0))
+    for name, value in trained.state_dict().items():
+        assert torch.equal(started.state_dict()[name], value), name
+    assert any(not torch.equal(fresh.state_dict()[n], v) for n, v in trained.state_dict().items())
+    with pytest.raises(ValueError, match="different architecture"):
+        build_model(dataclasses.replace(tiny, input_size=(48, 48), init=str(tmp_path / "model.pt")))
