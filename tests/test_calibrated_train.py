@@ -17,6 +17,7 @@ from egoface.eval.evaluate import EnrollingPredictor
 from egoface.models import CALIBRATION_MODULES, CalibratedEncoder, load_model, normalize_images
 from egoface.train import PRESETS, GeometryLoss, TrainConfig, apply_overrides, read_metrics
 from egoface.train.calibrated import (
+    AnchorBank,
     CalibratedTrainer,
     FrontalSubject,
     PhotometricLoss,
@@ -62,9 +63,10 @@ def _toy_trainer(store_root: Path) -> tuple[CalibratedTrainer, HeadsetDataset]:
     albedo, specular = np.full(vertices, 0.5), np.zeros(vertices)
     subject = FrontalSubject(rig, albedo, specular, size=24)
     geometry = GeometryLoss(lambda _name: rig, config.loss.geometry_eye_weight, config.loss.geometry_mouth_weight)
-    trainer = CalibratedTrainer(config, build_calibrated_model(config), geometry, PhotometricLoss(lambda _: subject))
     dataset = HeadsetDataset(store_root, resolution=(32, 32), anchors=("neutral", "jaw_open_max"))
-    return trainer, dataset
+    model = build_calibrated_model(config)
+    photometric = PhotometricLoss(lambda _: subject)
+    return CalibratedTrainer(config, model, geometry, photometric, AnchorBank(dataset)), dataset
 
 
 def test_perceptual_losses_step_encoder_and_critic_and_round_trip_through_checkpoints(store_root: Path) -> None:
@@ -116,3 +118,15 @@ def test_predictor_enrolls_each_subject_from_its_anchor_segments(store_root: Pat
     assert model.enrolled_anchors is not None
     for role, maps in expected.features.items():
         torch.testing.assert_close(model.enrolled_anchors.features[role], maps)
+
+
+def test_anchor_bank_reads_each_subjects_anchor_segments(store_root: Path) -> None:
+    dataset = HeadsetDataset(store_root, resolution=(32, 32), anchors=("neutral", "jaw_open_max"))
+    bank = AnchorBank(dataset)
+    images = bank(["s001", "s000", "s001"])
+    assert images.shape == (3, 2, 4, 1, 32, 32) and torch.equal(images[0], images[2])
+    sample = dataset[45]  # a frame of s001 (s000 holds frames 0-39)
+    assert sample.subject == "s001"
+    torch.testing.assert_close(images[0, 1], sample.anchor_images["jaw_open_max"])
+    with pytest.raises(KeyError, match="not in the anchor bank"):
+        bank(["nobody"])

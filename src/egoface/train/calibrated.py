@@ -20,8 +20,8 @@ With `loss = "code"` the terms are the tracker's coefficient loss (`TrainConfig.
 geometry), the "code loss" row of Table 2. The metrics lines hold `loss` (the total above), `loss_expression` (the
 coefficient L1, logged in both modes), `loss_gaze` and `loss_geometry`.
 
-Anchors: every sample carries its subject's anchor frames (`HeadsetDataset(anchors=...)`, the peak of each anchor
-segment, without augmentation); phi_exp runs on them with gradients, as in the paper. The current frame is
+Anchors: each subject's anchor frames (the peak of each anchor segment, without augmentation) are read once
+(`AnchorBank`); phi_exp runs on them with gradients, as in the paper, once per subject of a batch. The current frame is
 augmented as in the tracker's trainer. The critic's weights and optimizer travel in the checkpoints (inside the
 `optimizer` entry), so resumed runs continue exactly.
 """
@@ -70,6 +70,7 @@ from egoface.train.trainer import (
 )
 
 __all__ = [
+    "AnchorBank",
     "CalibratedTrainer",
     "FrontalSubject",
     "PhotometricLoss",
@@ -194,9 +195,35 @@ def build_calibrated_model(config: TrainConfig) -> CalibratedEncoder:
     )  # fmt: skip
 
 
+class AnchorBank:
+    """Each subject's anchor images, read once: `bank(subjects)` -> (S, M, C, 1, H, W) in [0, 1] (input transform,
+    no augmentation), anchors in `dataset.anchors` order. `dataset` is a `HeadsetDataset` built with `anchors`; the
+    training batches then need not carry them (reading M anchor frames per sample would multiply the loading work by
+    1 + M for frames that are the same for every sample of a subject)."""
+
+    def __init__(self, dataset: HeadsetDataset) -> None:
+        self.dataset = dataset
+        self._first: dict[str, int] = {}  # subject -> index of its first frame in `dataset`
+        start = 0
+        for ref in dataset.recordings:
+            self._first.setdefault(ref.subject, start)
+            start += ref.frames
+        self._images: dict[str, torch.Tensor] = {}
+
+    def __call__(self, subjects: Sequence[str]) -> torch.Tensor:
+        for subject in subjects:
+            if subject not in self._images:
+                if subject not in self._first:
+                    raise KeyError(f"subject {subject!r} is not in the anchor bank's dataset")
+                sample = self.dataset[self._first[subject]]
+                self._images[subject] = torch.stack([sample.anchor_images[name] for name in self.dataset.anchors])
+        return torch.stack([self._images[subject] for subject in subjects])
+
+
 class CalibratedTrainer(Trainer):
     """The tracker's `Trainer` (AdamW, schedule, augmentation of the current frame, clipping, checkpoints) with
-    the anchors fed to the encoder, the Eq. 16 losses and the critic's step after each encoder step."""
+    the anchors fed to the encoder, the Eq. 16 losses and the critic's step after each encoder step. `anchors`
+    supplies each subject's anchor images (None only for the `none` module)."""
 
     model: CalibratedEncoder
 
@@ -206,8 +233,12 @@ class CalibratedTrainer(Trainer):
         model: CalibratedEncoder,
         geometry: GeometryLoss | None,
         photometric: PhotometricLoss | None,
+        anchors: AnchorBank | None,
     ) -> None:
         super().__init__(config, model, geometry)
+        if model.config.anchors and (anchors is None or anchors.dataset.anchors != model.config.anchors):
+            raise ValueError(f"the model reads anchors {model.config.anchors}; pass an AnchorBank of exactly those")
+        self.anchors = anchors
         self.calibration = _calibration(config)
         perceptual = self.calibration.loss == "perceptual"
         if perceptual and (geometry is None or (photometric is None and self.calibration.photometric > 0)):
@@ -222,15 +253,11 @@ class CalibratedTrainer(Trainer):
 
     def _forward(self, images: torch.Tensor, batch: Batch) -> TrackerOutput:
         x = normalize_images(images, self.model.config)
-        if not self.model.config.anchors:
+        if self.anchors is None:
             return self.model(x)
-        missing = [name for name in self.model.config.anchors if name not in batch.anchor_images]
-        if missing:
-            raise ValueError(f"the batch carries no images of the anchors {missing}")
         # A subject's anchors are the same frames for all its samples: phi_exp runs once per subject of the batch.
         subjects = sorted(set(batch.subjects))
-        first = [batch.subjects.index(subject) for subject in subjects]
-        anchors = torch.stack([batch.anchor_images[name][first] for name in self.model.config.anchors], dim=1)
+        anchors = self.anchors(subjects)  # (S, M, C, 1, H, W)
         maps = self.model.encode_anchors(normalize_images(anchors, self.model.config))  # per role (S, k, M, ...)
         rows = torch.tensor([subjects.index(subject) for subject in batch.subjects])
         output = self.model.forward_head(
@@ -300,25 +327,30 @@ def _calibration(config: TrainConfig) -> CalibrationConfig:
 
 def _anchor_datasets(
     config: TrainConfig, root: Path, model: CalibratedEncoder
-) -> tuple[HeadsetDataset, HeadsetDataset | None]:
-    """The tracker trainer's datasets (same checks), with every sample carrying its subject's anchor images, the
-    training set cut to the first `calibration.train_subjects` subjects when set."""
+) -> tuple[HeadsetDataset, HeadsetDataset | None, AnchorBank | None]:
+    """The tracker trainer's datasets (same checks; the training set cut to the first
+    `calibration.train_subjects` subjects when set) and the anchor bank of their subjects (None without anchors;
+    it checks that every subject has every anchor segment)."""
     train_set, val_set = _datasets(config, root, model.config)
     count = _calibration(config).train_subjects
     subjects = sorted({ref.subject for ref in train_set.recordings})
-
-    def with_anchors(dataset: HeadsetDataset, splits: tuple[str, ...], names: list[str] | None) -> HeadsetDataset:
-        return HeadsetDataset(
-            root, domains=config.data.domains, splits=splits, subjects=names, cameras=dataset.cameras,
-            resolution=dataset.resolution, flip_left=dataset.flip_left, anchors=model.config.anchors,
-        )  # fmt: skip
-
     if count > len(subjects):
         raise ValueError(f"calibration.train_subjects={count}, but the training split has {len(subjects)} subjects")
-    train_set = with_anchors(train_set, config.data.train_splits, subjects[:count] if count else None)
-    if len(train_set) < config.batch_size:
-        raise ValueError(f"{len(train_set)} training frames, fewer than batch_size={config.batch_size}")
-    return train_set, None if val_set is None else with_anchors(val_set, config.data.val_splits, None)
+    if count:
+        train_set = HeadsetDataset(
+            root, domains=config.data.domains, splits=config.data.train_splits, subjects=subjects[:count],
+            cameras=train_set.cameras, resolution=train_set.resolution, flip_left=train_set.flip_left,
+        )  # fmt: skip
+        if len(train_set) < config.batch_size:
+            raise ValueError(f"{len(train_set)} training frames, fewer than batch_size={config.batch_size}")
+    if not model.config.anchors:
+        return train_set, val_set, None
+    splits = config.data.train_splits + (config.data.val_splits if val_set is not None else ())
+    bank = HeadsetDataset(
+        root, domains=config.data.domains, splits=splits, cameras=train_set.cameras, resolution=train_set.resolution,
+        flip_left=train_set.flip_left, anchors=model.config.anchors,
+    )  # fmt: skip
+    return train_set, val_set, AnchorBank(bank)
 
 
 def train_calibrated(
@@ -335,14 +367,14 @@ def train_calibrated(
     with _torch_threads(config.threads):
         root, run = Path(data), Path(out)
         model = build_calibrated_model(config)
-        train_set, val_set = _anchor_datasets(config, root, model)
+        train_set, val_set, anchors = _anchor_datasets(config, root, model)
         calibration = _calibration(config)
         perceptual = calibration.loss == "perceptual"
         geometry = GeometryLoss.from_store(root, config.loss) if perceptual or config.loss.geometry > 0 else None
         photometric = None
         if perceptual and calibration.photometric > 0:
             photometric = PhotometricLoss.from_store(root, calibration.photometric_size)
-        trainer = CalibratedTrainer(config, model, geometry, photometric)
+        trainer = CalibratedTrainer(config, model, geometry, photometric, anchors)
         run.mkdir(parents=True, exist_ok=True)
         best_val = _resume_or_start(trainer, run)
         stop = config.steps if stop_after is None else min(config.steps, max(stop_after, trainer.step))
