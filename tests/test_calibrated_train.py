@@ -4,6 +4,7 @@ round-trip through checkpoints; the evaluation predictor enrolls each subject fr
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from egoface.capture.recording import SubjectInfo
 from egoface.data import DatasetStore, HeadsetDataset, collate
 from egoface.eval.calibrated import CalibratedPredictor
 from egoface.eval.evaluate import EnrollingPredictor
-from egoface.models import CALIBRATION_MODULES, CalibratedEncoder, load_model, normalize_images
+from egoface.models import CALIBRATION_MODULES, CalibratedEncoder, load_model, normalize_images, save_model
 from egoface.train import PRESETS, GeometryLoss, TrainConfig, apply_overrides, read_metrics
 from egoface.train.calibrated import (
     AnchorBank,
@@ -130,3 +131,15 @@ def test_anchor_bank_reads_each_subjects_anchor_segments(store_root: Path) -> No
     torch.testing.assert_close(images[0, 1], sample.anchor_images["jaw_open_max"])
     with pytest.raises(KeyError, match="not in the anchor bank"):
         bank(["nobody"])
+
+
+def test_init_starts_from_a_model_file_of_the_same_architecture(tmp_path: Path) -> None:
+    config = apply_overrides(PRESETS["calibrated-tiny"], HELPER)
+    trained = build_calibrated_model(dataclasses.replace(config, seed=5))
+    save_model(trained, tmp_path / "model.pt", step=1)
+    started = build_calibrated_model(dataclasses.replace(config, init=str(tmp_path)))
+    for name, value in trained.state_dict().items():
+        assert torch.equal(value, started.state_dict()[name])
+    pooling = apply_overrides(config, ["calibration.module=pooling", f"init={tmp_path}"])
+    with pytest.raises(ValueError, match="different architecture"):
+        build_calibrated_model(pooling)

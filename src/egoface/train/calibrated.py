@@ -62,6 +62,7 @@ from egoface.train.trainer import (
     Trainer,
     TrainResult,
     _datasets,
+    _initialize,
     _resume_or_start,
     _torch_threads,
     _train_batches,
@@ -183,16 +184,18 @@ class PhotometricLoss(nn.Module):
 
 def build_calibrated_model(config: TrainConfig) -> CalibratedEncoder:
     """The registered calibrated model `config.model` with `config.calibration`'s module and anchors, at
-    `config.input_size`, initialized from `config.seed`."""
+    `config.input_size`, initialized from `config.seed` or with the weights of the model file `config.init`."""
     calibration = _calibration(config)
     if config.model not in list_calibrated_models():
         raise ValueError(f"model {config.model!r} is not a calibrated encoder; registered: "
                          f"{', '.join(list_calibrated_models())}")  # fmt: skip
     torch.manual_seed(config.seed)
-    return create_calibrated_model(
+    model = create_calibrated_model(
         config.model, input_size=tuple(config.input_size), calibration=calibration.module,
         anchors=calibration.anchors,
     )  # fmt: skip
+    _initialize(model, config)
+    return model
 
 
 class AnchorBank:

@@ -83,6 +83,11 @@ def build_model(config: TrainConfig) -> TrackerModel:
     if len(model.input_shape) != 4:
         raise ValueError(f"model {config.model!r} takes input of shape {model.input_shape}, not camera images "
                          "(B, C, 1, H, W); the supervised image trainer cannot train it")  # fmt: skip
+    return _initialize(model, config)
+
+
+def _initialize(model: TrackerModel, config: TrainConfig) -> TrackerModel:
+    """`model` with the weights of the model file `config.init` when set (the same architecture is required)."""
     if config.init is not None:
         start = load_model(config.init)
         if start.config != model.config:
