@@ -114,6 +114,9 @@ def _bench(args: argparse.Namespace) -> int:
     from egoface.train import benchmark_training
 
     config = _config(args)
+    if config.calibration is not None:
+        raise ValueError("bench train times the tracker trainer; time a calibrated preset with a short "
+                         "`egoface train --preset calibrated-... --steps N --json` (samples_per_second)")  # fmt: skip
     result = benchmark_training(
         config, args.data, windows=args.windows, window_steps=args.window_steps, warmup_steps=args.warmup_steps
     )
