@@ -449,3 +449,26 @@ def test_lips_have_anatomical_volume(model: ProceduralFaceModel) -> None:
     bow_peaks = upper[(np.abs(upper[:, 0]) > 3.5) & (np.abs(upper[:, 0]) < 7.5), 1].max()
     assert bow_peaks > upper[np.abs(upper[:, 0]) < 1.0, 1].max() + 0.5  # Cupid's bow
     assert 0.2 <= lip_gap(v, model) <= 0.5
+
+
+def test_the_built_face_is_cached_on_disk_and_a_damaged_cache_is_rebuilt(tmp_path, monkeypatch) -> None:
+    from egoface.face import procedural
+
+    monkeypatch.setenv("EGOFACE_CACHE_DIR", str(tmp_path))
+    built = procedural._build_uncached()
+    procedural._build.cache_clear()
+    try:
+        first = procedural._build()  # builds and writes the cache
+        cache = procedural._cache_file()
+        assert cache.parent == tmp_path and cache.is_file()
+        procedural._build.cache_clear()
+        loaded = procedural._build()  # reads it
+        for name in ("neutral", "identity_basis", "expression_deltas"):
+            np.testing.assert_array_equal(getattr(loaded.data, name), getattr(built.data, name))
+        assert first is not loaded
+        cache.write_bytes(b"not a pickle")
+        procedural._build.cache_clear()
+        rebuilt = procedural._build()
+        np.testing.assert_array_equal(rebuilt.data.neutral, built.data.neutral)
+    finally:
+        procedural._build.cache_clear()

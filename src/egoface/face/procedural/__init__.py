@@ -11,7 +11,12 @@ names: `.topology`; identity space: `.identity`; expressions: `.expressions`.
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+import pickle
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,8 +40,38 @@ class _Build:
     anchor_basis: np.ndarray  # (K, A, 3) mm
 
 
+#: Where built faces are kept between processes (`EGOFACE_CACHE_DIR` overrides): building takes about a second, which
+#: every generation worker and command start-up paid before.
+def _cache_file() -> Path:
+    sources = sorted(Path(__file__).parents[1].rglob("*.py"))  # all of egoface.face: any change rebuilds
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:16]
+    root = Path(os.environ.get("EGOFACE_CACHE_DIR") or Path.home() / ".cache" / "egoface")
+    return root / f"procedural-face-{digest}.pkl"
+
+
 @functools.cache
 def _build() -> _Build:
+    """The built face, from the on-disk cache when its key (a hash of the face room's source) matches, else built and cached (atomically; a cache that cannot be read or written is rebuilt or skipped)."""
+    path = _cache_file()
+    try:
+        with path.open("rb") as file:
+            cached = pickle.load(file)
+        if isinstance(cached, _Build):
+            return cached
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        pass
+    build = _build_uncached()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as partial:
+            pickle.dump(build, partial, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(partial.name, path)
+    except OSError:
+        pass  # a read-only home still builds every time
+    return build
+
+
+def _build_uncached() -> _Build:
     head = build_head_mesh()
     anchors = anchor_points()
     fields = identity_fields(np.concatenate([head.vertices, anchors]))
