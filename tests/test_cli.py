@@ -130,3 +130,10 @@ def test_demo_tracks_unseen_subjects_and_writes_the_video_and_report(tmp_path, c
     assert (tmp_path / "demo" / "report" / "report.md").exists()
     with av.open(str(tmp_path / "demo" / "tracking.mp4")) as video:
         assert video.streams.video[0].frames > 100
+
+
+def test_generate_offers_every_generation_preset() -> None:
+    from egoface.capture.generate import GENERATION_PRESETS
+    from egoface.cli.data import GENERATION_PRESET_NAMES
+
+    assert set(GENERATION_PRESET_NAMES) == set(GENERATION_PRESETS)

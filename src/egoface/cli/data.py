@@ -11,12 +11,14 @@ from rich.table import Table
 
 from egoface.cli._common import console, print_json, progress_bar
 
+#: `egoface.capture.generate.GENERATION_PRESETS`' names, here so the CLI starts without importing the renderer
+#: (tests/test_cli.py checks they agree).
+GENERATION_PRESET_NAMES = ("tiny", "small", "default", "many", "paper", "demo")
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     generate = commands.add_parser("generate", help="synthesize headset recordings into a dataset store")
-    generate.add_argument(
-        "--preset", default="tiny", choices=("tiny", "small", "default", "paper"), help="dataset size"
-    )
+    generate.add_argument("--preset", default="tiny", choices=GENERATION_PRESET_NAMES, help="dataset size")
     generate.add_argument("--headset", default="quest-pro-4", help="rig preset name or rig file (YAML/JSON)")
     generate.add_argument(
         "--domains", default="synthetic,real,unlabeled", help="comma-separated subset of synthetic,real,unlabeled"
