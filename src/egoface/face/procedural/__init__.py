@@ -51,7 +51,8 @@ def _cache_file() -> Path:
 
 @functools.cache
 def _build() -> _Build:
-    """The built face, from the on-disk cache when its key (a hash of the face room's source) matches, else built and cached (atomically; a cache that cannot be read or written is rebuilt or skipped)."""
+    """The built face, from the on-disk cache when its key (a hash of the face room's source) matches, else built
+    and cached (atomically; a cache that cannot be read or written is rebuilt or skipped)."""
     path = _cache_file()
     try:
         with path.open("rb") as file:
