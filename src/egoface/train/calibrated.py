@@ -56,7 +56,14 @@ from egoface.render.shading import PointLight
 from egoface.render.sheets import studio_lights
 from egoface.train.checkpoint import Checkpoint
 from egoface.train.config import CalibrationConfig, TrainConfig
-from egoface.train.losses import GeometryLoss, LossTerms, _masked_mean, expression_l1, gaze_angle_loss
+from egoface.train.losses import (
+    GeometryLoss,
+    LossTerms,
+    _masked_mean,
+    expression_l1,
+    gaze_angle_loss,
+    labelled_rows_by_subject,
+)
 from egoface.train.trainer import (
     Progress,
     Trainer,
@@ -166,10 +173,7 @@ class PhotometricLoss(nn.Module):
         label_mask: torch.Tensor,
     ) -> torch.Tensor:
         per_sample = predicted.new_zeros(len(subjects))
-        for name in sorted(set(subjects)):
-            rows = torch.tensor([i for i, s in enumerate(subjects) if s == name and bool(label_mask[i])])
-            if rows.numel() == 0:
-                continue
+        for name, rows in labelled_rows_by_subject(subjects, label_mask):
             if name not in self._subjects:
                 self._subjects[name] = self._subject_of(name)
             subject = self._subjects[name]

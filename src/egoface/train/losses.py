@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -27,7 +27,14 @@ from egoface.face.names import EXPRESSION_NAMES
 from egoface.models import ModelConfig, TrackerOutput
 from egoface.train.config import LossConfig
 
-__all__ = ["GeometryLoss", "LossTerms", "expression_l1", "gaze_angle_loss", "supervised_losses"]
+__all__ = [
+    "GeometryLoss",
+    "LossTerms",
+    "expression_l1",
+    "gaze_angle_loss",
+    "labelled_rows_by_subject",
+    "supervised_losses",
+]
 
 
 class LossTerms(NamedTuple):
@@ -37,6 +44,15 @@ class LossTerms(NamedTuple):
     expression: torch.Tensor
     gaze: torch.Tensor
     geometry: torch.Tensor | None
+
+
+def labelled_rows_by_subject(subjects: Sequence[str], label_mask: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
+    """(subject, rows (b,) int64) for each subject of a batch with labelled samples, in name order: the per-subject
+    losses run each subject's rig once on its rows."""
+    for subject in sorted(set(subjects)):
+        rows = torch.tensor([i for i, s in enumerate(subjects) if s == subject and bool(label_mask[i])])
+        if rows.numel() > 0:
+            yield subject, rows
 
 
 def _masked_mean(per_sample: torch.Tensor, label_mask: torch.Tensor) -> torch.Tensor:
@@ -105,10 +121,7 @@ class GeometryLoss(nn.Module):
         label_mask: torch.Tensor,
     ) -> torch.Tensor:
         per_sample = predicted.new_zeros(len(subjects))
-        for subject in sorted(set(subjects)):
-            rows = torch.tensor([i for i, s in enumerate(subjects) if s == subject and bool(label_mask[i])])
-            if rows.numel() == 0:
-                continue
+        for subject, rows in labelled_rows_by_subject(subjects, label_mask):
             rig, ids, weights = self._rig(subject)
             mesh = rig(predicted[rows], predicted_gaze[rows]).vertices[:, ids]  # (b, N, 3) mm
             with torch.no_grad():
