@@ -16,6 +16,7 @@ from egoface.eval.subjects import subject_appearance, subject_rig
 from egoface.face import expression_vector, load_face_model
 from egoface.headset import PRESET_NAMES, DonningModel, HeadPose, load_rig
 from egoface.render.scene import Mesh, render_scene
+from egoface.render.sensor import AutoExposure
 
 FAST = CaptureSettings(script="tiny", resolution=(64, 64), fps=10.0, ood_rate=0.0)
 
@@ -45,6 +46,19 @@ def test_images_are_exposed_and_labels_span_the_script(synthetic_recording) -> N
         assert 20 < images.mean() < 200, f"{camera} badly exposed: mean {images.mean():.0f}"
     jaw = synthetic_recording.labels.expression[:, 26]
     assert jaw.max() > 0.6 and jaw.min() < 0.1  # the tiny script opens the jaw fully and rests
+
+
+def test_the_first_frames_are_exposed_like_the_rest() -> None:
+    """The camera settles its exposure before the session and keeps adapting at its own 72 Hz between captured
+    frames: the anchor expressions at the start of a 2.5 Hz capture are not overexposed while the loop catches up."""
+    settings = CaptureSettings(script="small", resolution=(64, 64), fps=2.5, ood_rate=0.0)
+    recording = record_subject(SubjectPlan("synthetic-0001", 1, "synthetic", "train", seed=3), load_rig("quest-pro-4"),
+                               settings)  # fmt: skip
+    for camera, images in recording.images.items():
+        levels = np.array([AutoExposure.level(frame) for frame in images])
+        late = np.median(levels[len(levels) // 2 :])
+        assert np.all(np.abs(levels[:20] / late - 1.0) < 0.15), f"{camera}: first levels {levels[:20]}, late {late}"
+        assert (images[:20] >= 250).mean() < 0.05, f"{camera}: saturated start"
 
 
 def test_visible_keypoints_land_on_the_rendered_face(rig, synthetic_recording) -> None:

@@ -64,6 +64,22 @@ def test_auto_exposure_converges_to_its_target() -> None:
     assert frame[:, :12].mean() == pytest.approx(100.0, abs=5.0)  # exposed for the subject, not the background
 
 
+def test_exposure_loop_at_the_sensor_rate_compounds_between_captured_frames() -> None:
+    """A capture keeping one frame of 29 (72 Hz camera, 2.5 Hz capture) adapts as much as 29 loop iterations on the
+    same (linear, unsaturated) scene."""
+    sensor = dataclasses.replace(NOISELESS, black_level=0.0)
+    scene, rng = np.full((64, 64), 0.5), np.random.default_rng(11)
+    every_frame = AutoExposure(exposure=2000.0, target_dn=100.0)
+    for _ in range(29):
+        every_frame.update(sense(scene, sensor, every_frame.exposure, rng))
+    compounded = AutoExposure(exposure=2000.0, target_dn=100.0)
+    compounded.update(sense(scene, sensor, compounded.exposure, rng), sensor_frames=29)
+    assert compounded.exposure == pytest.approx(every_frame.exposure, rel=0.02)
+    assert every_frame.exposure > 3.0 * 2000.0  # it did have far to go
+    with pytest.raises(ValueError, match="sensor_frames"):
+        compounded.update(np.zeros((4, 4), np.uint8), sensor_frames=0)
+
+
 def test_motion_blur_blends_the_previous_frame() -> None:
     current, previous = np.zeros((16, 16)), np.full((16, 16), 0.5)
     frame = sense(current, NOISELESS, 9000.0, np.random.default_rng(5), previous_radiance=previous, motion_blur=0.5)

@@ -36,6 +36,7 @@ __all__ = ["CaptureSettings", "SubjectPlan", "record_subject"]
 _POSE_CHUNK = 32  # frames posed per batch
 _KEYPOINT_DEPTH_TOLERANCE_MM = 3.0
 _TYPICAL_EXPOSURE = 8000.0  # electrons per unit radiance that expose LED-lit skin at ~120 DN
+_SETTLE_ITERATIONS = 60  # at most, before the first frame (a camera's exposure converges within ~1 s)
 _GLASSES_FRAME_ALBEDO, _GLASSES_FRAME_SPECULAR, _GLASSES_SPECULAR = 0.08, 0.3, 0.6
 
 
@@ -121,7 +122,8 @@ def record_subject(
     static_vertices = [part.vertices for part in static_parts]
     cameras = {name: rig.camera(name, settings.resolution) for name in rig.camera_names}
     lights = rig.lights()
-    sensors = {name: _CameraSensor(look, rng) for name in cameras}
+    sensor_frames = max(1, round(rig.cameras[0].fps / fps))
+    sensors = {name: _CameraSensor(look, rng, sensor_frames) for name in cameras}
     ambient = _ambient_track(look, num_frames, fps, rng)
     backgrounds = {name: _background(camera, rng) for name, camera in cameras.items()}
     landmark_ids = model.topology.landmarks.vertex_ids
@@ -199,23 +201,29 @@ def record_subject(
 class _CameraSensor:
     """One camera's sensor over a session: auto-exposure state, analog gain, the previous frame for motion blur."""
 
-    def __init__(self, look: DomainLook, rng: np.random.Generator) -> None:
+    def __init__(self, look: DomainLook, rng: np.random.Generator, sensor_frames: int) -> None:
+        """sensor_frames: the camera's frames per captured frame (its exposure loop runs on all of them)."""
         self.model: SensorModel = look.sensor
         self.motion_blur = look.motion_blur
         self.rng = rng
         self.gain = float(rng.uniform(0.9, 1.3))
         self.exposure = AutoExposure(exposure=_TYPICAL_EXPOSURE * float(rng.uniform(0.5, 2.0)))
+        self.sensor_frames = sensor_frames
         self.previous: np.ndarray | None = None
 
     def capture(self, radiance: np.ndarray) -> np.ndarray:
-        """radiance (H, W) -> the delivered uint8 frame; the first frame of a session settles the exposure."""
+        """radiance (H, W) -> the delivered uint8 frame; the camera has settled its exposure on the first frame's
+        scene before the session starts (the loop runs until the meter is within 3% of its target)."""
         if self.previous is None:
-            for _ in range(15):
-                self.exposure.update(sense(radiance, self.model, self.exposure.exposure, self.rng, self.gain))
+            for _ in range(_SETTLE_ITERATIONS):
+                frame = sense(radiance, self.model, self.exposure.exposure, self.rng, self.gain)
+                if abs(self.exposure.level(frame) / self.exposure.target_dn - 1.0) < 0.03:
+                    break
+                self.exposure.update(frame)
         frame = sense(
             radiance, self.model, self.exposure.exposure, self.rng, self.gain, self.previous, self.motion_blur
         )
-        self.exposure.update(frame)
+        self.exposure.update(frame, self.sensor_frames)
         self.previous = radiance
         return frame
 

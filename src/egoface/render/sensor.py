@@ -74,13 +74,21 @@ class AutoExposure:
     min_exposure: float = 10.0
     max_exposure: float = 60000.0
 
-    def update(self, frame: np.ndarray) -> None:
-        """Adapt to a delivered uint8 frame (H, W)."""
+    def update(self, frame: np.ndarray, sensor_frames: int = 1) -> None:
+        """Adapt to a delivered uint8 frame (H, W). sensor_frames: loop iterations the camera ran on this scene (it
+        meters every frame at its own rate; a capture at a lower rate keeps one frame of `sensor_frames`), applied
+        as one compounded step."""
         if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 2:
             raise ValueError(f"frame must be a uint8 (H, W) array, got {getattr(frame, 'dtype', type(frame))}")
-        level = max(float(_brightest_quarter_mean(frame)), 1.0)
-        step = (self.target_dn / level) ** self.rate
+        if sensor_frames < 1:
+            raise ValueError(f"sensor_frames must be >= 1, got {sensor_frames}")
+        step = (self.target_dn / self.level(frame)) ** (1.0 - (1.0 - self.rate) ** sensor_frames)
         self.exposure = float(np.clip(self.exposure * step, self.min_exposure, self.max_exposure))
+
+    @staticmethod
+    def level(frame: np.ndarray) -> float:
+        """The meter's reading of a uint8 (H, W) frame, DN (at least 1)."""
+        return max(float(_brightest_quarter_mean(frame)), 1.0)
 
 
 @njit(cache=True)
