@@ -26,6 +26,7 @@ from egoface.train import (
     read_metrics,
     train,
 )
+from egoface.train.trainer import _batches_per_epoch, _epoch_batches
 from test_data_helpers import make_recording
 
 SMALL = ["input_size=32,32", "data.val_samples=8"]
@@ -101,6 +102,25 @@ def test_an_interrupted_run_resumes_to_bit_identical_weights(store_root: Path, t
     ]
     assert resumed_lines == whole_lines  # same losses at every step, the stale line dropped
     assert whole.loss == resumed.loss
+
+
+def test_subject_grouped_batches_hold_runs_of_one_subject_and_differ_per_epoch(store_root: Path) -> None:
+    """data.subjects_per_batch = 2, batch 8: each batch is two runs of 4 frames, each run of one subject; an epoch
+    uses every frame at most once; the order is fixed by (seed, epoch)."""
+    config = apply_overrides(PRESETS["tiny"], [*SMALL, "batch_size=8", "data.subjects_per_batch=2"])
+    dataset = HeadsetDataset(store_root, splits=("train",), resolution=(32, 32))
+    subject_of = [ref.subject for ref in dataset.recordings for _ in range(ref.frames)]
+    batches = _epoch_batches(dataset, config, epoch=0)
+    assert len(batches) == _batches_per_epoch(dataset, config) == 10  # 2 subjects x 40 frames / 8
+    for batch in batches:
+        assert len(batch) == 8
+        for run in (batch[:4], batch[4:]):
+            assert len({subject_of[i] for i in run}) == 1
+    flat = [i for batch in batches for i in batch]
+    assert len(flat) == len(set(flat)) == len(dataset)
+    assert batches == _epoch_batches(dataset, config, epoch=0) and batches != _epoch_batches(dataset, config, 1)
+    with pytest.raises(ValueError, match=r"multiple of data\.subjects_per_batch"):
+        apply_overrides(config, ["batch_size=6", "data.subjects_per_batch=4"])
 
 
 def test_resuming_with_another_config_is_refused(store_root: Path, tmp_path: Path) -> None:

@@ -445,6 +445,11 @@ _CALIBRATED.register(
     "calibrated_nano",
     CalibratedModelConfig(arch="calibrated", backbone=get_backbone_config("resnet_nano"), hidden_features=64),
 )
+# The shipped tracker's encoder (refa_lite's ResNet: phi_exp = stem + two stages, 32 channels at stride 4).
+_CALIBRATED.register(
+    "calibrated_lite",
+    CalibratedModelConfig(arch="calibrated", backbone=get_backbone_config("resnet_lite"), hidden_features=128),
+)
 _CALIBRATED.register(
     "calibrated_mobilenetv3_tiny",
     CalibratedModelConfig(arch="calibrated", backbone=get_backbone_config("mobilenetv3_tiny"), hidden_features=128),

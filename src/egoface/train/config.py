@@ -40,13 +40,16 @@ __all__ = [
 class DataConfig:
     """Which frames train and validate. Samples come from `domains` and the subjects of `train_splits`; the
     validation loss uses the subjects of `val_splits` (skipped when the store has none), at most `val_samples`
-    frames evenly spaced over them. `num_workers`: DataLoader worker processes (0 = load in the training process)."""
+    frames evenly spaced over them. `num_workers`: DataLoader worker processes (0 = load in the training process).
+    `subjects_per_batch`: 0 = a batch is any frames; n = each batch is n runs of batch_size / n frames of one
+    subject (the calibrated encoder then encodes the anchors of n subjects per step, not of ~batch_size)."""
 
     domains: tuple[str, ...] = ("synthetic",)
     train_splits: tuple[str, ...] = ("train",)
     val_splits: tuple[str, ...] = ("val",)
     val_samples: int = 256
     num_workers: int = 0
+    subjects_per_batch: int = 0
 
     def __post_init__(self) -> None:
         for name, values, allowed in (
@@ -60,6 +63,8 @@ class DataConfig:
         overlap = sorted(set(self.train_splits) & set(self.val_splits))
         if overlap:
             raise ValueError(f"data.train_splits and data.val_splits share {overlap}; validation needs unseen subjects")
+        if self.subjects_per_batch < 0:
+            raise ValueError(f"data.subjects_per_batch must be >= 0 (0 = any frames), got {self.subjects_per_batch}")
         if self.val_samples < 1 or self.num_workers < 0:
             raise ValueError(
                 f"need data.val_samples >= 1 and data.num_workers >= 0, got {self.val_samples}, {self.num_workers}"
@@ -209,6 +214,9 @@ class TrainConfig:
             )
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0 (0 = torch's default), got {self.threads}")
+        if self.data.subjects_per_batch and self.batch_size % self.data.subjects_per_batch:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of data.subjects_per_batch "
+                             f"({self.data.subjects_per_batch})")  # fmt: skip
         if self.cutmix and (self.augment is None or self.augment.cutmix_patches < 1):
             raise ValueError("cutmix=true needs augment with augment.cutmix_patches >= 1; set cutmix=false")
 

@@ -260,17 +260,42 @@ def _datasets(
 
 
 def _train_batches(dataset: HeadsetDataset, config: TrainConfig, start: int, stop: int) -> Iterator[Batch]:
-    """The batches of steps [start, stop): epoch e's order is a permutation seeded by (seed, e); the last partial
-    batch of an epoch is dropped."""
-    per_epoch = len(dataset) // config.batch_size
+    """The batches of steps [start, stop) (`_epoch_batches`), loaded in order."""
     step = start
     while step < stop:
-        epoch, first = divmod(step, per_epoch)
-        order = torch.randperm(len(dataset), generator=_generator(config.seed, _ORDER, epoch)).tolist()
-        last = min(per_epoch, first + stop - step)
-        batches = [order[i * config.batch_size : (i + 1) * config.batch_size] for i in range(first, last)]
-        yield from _loader(dataset, batches, config)
+        epoch, first = divmod(step, _batches_per_epoch(dataset, config))
+        epoch_batches = _epoch_batches(dataset, config, epoch)
+        last = min(len(epoch_batches), first + stop - step)
+        yield from _loader(dataset, epoch_batches[first:last], config)
         step += last - first
+
+
+def _batches_per_epoch(dataset: HeadsetDataset, config: TrainConfig) -> int:
+    if not config.data.subjects_per_batch:
+        return len(dataset) // config.batch_size
+    run = config.batch_size // config.data.subjects_per_batch
+    return sum(ref.frames // run for ref in dataset.recordings) // config.data.subjects_per_batch
+
+
+def _epoch_batches(dataset: HeadsetDataset, config: TrainConfig, epoch: int) -> list[list[int]]:
+    """Epoch e's batches (lists of dataset indices), from generators seeded by (seed, e): a permutation of all
+    frames cut into batches, or with `data.subjects_per_batch` = n, each recording's frames permuted and cut into
+    runs of batch_size / n, the runs permuted and taken n at a time. Incomplete batches and runs are dropped."""
+    generator = _generator(config.seed, _ORDER, epoch)
+    size = config.batch_size
+    if not config.data.subjects_per_batch:
+        order = torch.randperm(len(dataset), generator=generator).tolist()
+        return [order[i * size : (i + 1) * size] for i in range(len(dataset) // size)]
+    run = size // config.data.subjects_per_batch
+    runs, first = [], 0
+    for ref in dataset.recordings:
+        frames = (first + torch.randperm(ref.frames, generator=generator)).tolist()
+        runs += [frames[i * run : (i + 1) * run] for i in range(ref.frames // run)]
+        first += ref.frames
+    shuffled = [runs[i] for i in torch.randperm(len(runs), generator=generator).tolist()]
+    per_batch = config.data.subjects_per_batch
+    groups = [shuffled[i * per_batch : (i + 1) * per_batch] for i in range(len(shuffled) // per_batch)]
+    return [[index for run in group for index in run] for group in groups]
 
 
 def _val_batches(dataset: HeadsetDataset, config: TrainConfig) -> Iterator[Batch]:
