@@ -1,10 +1,12 @@
-"""Calibration: profiles round-trip through their JSON file and survive a process killed in the middle of a write
-(the previous version stays readable); the neutral re-centre maps the user's neutral to zero and keeps 1 at 1; the
+"""Calibration: profiles round-trip through their JSON file (anchor memories bit for bit, found by model id, with
+clear errors for another model's or a damaged memory) and survive a process killed in the middle of a write (the
+previous version stays readable); the neutral re-centre maps the user's neutral to zero and keeps 1 at 1; the
 range-of-motion calibration remaps a user's observed range to [0, 1] once it has enough frames; enrollment stores
 anchors and the neutral; the anchor names are the capture script's anchor candidates."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +20,7 @@ from egoface.capture.script import ANCHOR_CANDIDATES
 from egoface.face.names import EXPRESSION_NAMES, expression_index
 from egoface.runtime.calibration import (
     ANCHOR_PROMPTS,
+    AnchorMemory,
     Calibrator,
     Profile,
     ProfileStore,
@@ -28,14 +31,29 @@ from egoface.runtime.calibration import (
 JAW = expression_index("jawOpen")
 
 
+def memory(model_id: str, size: int = 1000, seed: int = 0) -> AnchorMemory:
+    values = np.random.default_rng(seed).standard_normal(size).astype(np.float32)
+    return AnchorMemory(model_id, "calibrated_nano", "late_fusion", ("neutral", "big_smile"), values, 30)
+
+
 def test_profile_round_trip(tmp_path) -> None:
     store = ProfileStore(tmp_path)
     profile = Profile("alice", model="refa_nano", neutral=np.full(53, 0.1, np.float32))
     profile.rom_histogram[JAW, 40] = 7
+    profile.memories = {"a" * 16: memory("a" * 16), "b" * 16: memory("b" * 16, 12, seed=1)}
     store.save(profile)
     loaded = store.load("alice")
     assert loaded.model == "refa_nano" and loaded.rom_histogram[JAW, 40] == 7
     np.testing.assert_allclose(loaded.neutral, 0.1)
+    # anchor memories come back bit for bit, found by model id
+    np.testing.assert_array_equal(loaded.anchor_memory("a" * 16, "m", 1000), profile.memories["a" * 16].memory)
+    assert loaded.memories["b" * 16].anchors == ("neutral", "big_smile") and loaded.memories["b" * 16].frames == 30
+    with pytest.raises(ValueError, match=r"no anchor memory for model m \(c+\); it was enrolled with other models"):
+        loaded.anchor_memory("c" * 16, "m", 1000)
+    with pytest.raises(ValueError, match=r"holds 1000 anchor-memory values .* reads 999"):
+        loaded.anchor_memory("a" * 16, "m", 999)
+    with pytest.raises(ValueError, match=r"has no enrolled anchors.*egoface enroll --profile u --model m"):
+        Profile("u").anchor_memory("a" * 16, "m", 1000)
     assert store.names() == ["alice"]
     with pytest.raises(ValueError, match="profile name"):
         store.path("../evil")
@@ -44,11 +62,20 @@ def test_profile_round_trip(tmp_path) -> None:
     (tmp_path / "broken.json").write_text('{"format": 1, "name": ')
     with pytest.raises(ValueError, match=r"broken\.json is damaged"):
         store.load("broken")
+    text = json.loads(profile.to_json())
+    text["memories"]["a" * 16]["memory"] = text["memories"]["a" * 16]["memory"][:-8]  # truncated values
+    (tmp_path / "cut.json").write_text(json.dumps(text))
+    with pytest.raises(ValueError, match=r"cut\.json is damaged"):
+        store.load("cut")
+    # a format 1 profile (before anchor memories) is still read
+    old = {key: value for key, value in json.loads(Profile("old").to_json()).items() if key != "memories"}
+    (tmp_path / "old.json").write_text(json.dumps({**old, "format": 1}))
+    assert store.load("old").memories == {}
 
 
 def test_profile_survives_a_crash_mid_write(tmp_path) -> None:
     store = ProfileStore(tmp_path)
-    store.save(Profile("alice", model="first"))
+    store.save(Profile("alice", model="first", memories={"a" * 16: memory("a" * 16)}))
     # a real process dies (SIGKILL) after writing the new version's bytes but before the rename
     child = textwrap.dedent(
         f"""
@@ -60,7 +87,9 @@ def test_profile_survives_a_crash_mid_write(tmp_path) -> None:
             real_fsync(fd)
             os.kill(os.getpid(), signal.SIGKILL)
         os.fsync = die
-        profile = Profile("alice", model="second", neutral=np.ones(53, np.float32))
+        from egoface.runtime.calibration import AnchorMemory
+        memory = AnchorMemory("b" * 16, "m", "late_fusion", ("neutral",), np.ones(200_000, np.float32), 30)
+        profile = Profile("alice", model="second", neutral=np.ones(53, np.float32), memories={{"b" * 16: memory}})
         ProfileStore({str(tmp_path)!r}).save(profile)
         """
     )
@@ -68,7 +97,8 @@ def test_profile_survives_a_crash_mid_write(tmp_path) -> None:
     assert result.returncode == -signal.SIGKILL
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "alice.json"]
     assert leftovers and all(name.startswith(".alice.json.tmp") for name in leftovers)  # the write did happen
-    assert store.load("alice").model == "first"  # the old version, intact
+    assert store.load("alice").model == "first"  # the old version, intact, its anchor memory too
+    np.testing.assert_array_equal(store.load("alice").memories["a" * 16].memory, memory("a" * 16).memory)
     assert store.names() == ["alice"]  # temporaries are not profiles
     store.save(Profile("alice", model="third"))
     assert store.load("alice").model == "third"

@@ -1,7 +1,7 @@
 """ONNX export: every registered image tracker exports, and ONNX Runtime agrees with eager torch (max abs difference
-<= 1e-4 on every output, the features included); the file carries the metadata the runtime reads; keypoint models
-are refused; MACs are counted; feature statistics score training-like features near 1 and outliers far above, and
-split into per-camera blocks."""
+<= 1e-4 on every output, the features included); the file carries the metadata the runtime reads (its
+`egoface.model_id` follows the weights); keypoint models are refused; MACs are counted; feature statistics score
+training-like features near 1 and outliers far above, and split into per-camera blocks."""
 
 from __future__ import annotations
 
@@ -14,16 +14,13 @@ import torch
 
 from egoface.face.names import EXPRESSION_NAMES
 from egoface.models import create_model, get_model_config, list_models
-from egoface.runtime.export import METADATA_KEYS, OUTPUT_NAMES, count_macs, export_onnx
+from egoface.runtime.export import METADATA_KEYS, OUTPUT_NAMES, count_macs, export_onnx, model_id
 from egoface.runtime.ood import FeatureStatistics, OodDetector
 from runtime_models import small_model
 
 # flnet and gt_mesh (registered once egoface.train.baselines is imported) read keypoints or meshes, not images: they
-# have no backbone; anchor-calibrated encoders (issue 5) also read their user's anchors
-ANCHOR_MODELS = [name for name in list_models() if getattr(get_model_config(name), "anchors", ())]
-IMAGE_MODELS = [
-    name for name in list_models() if get_model_config(name).backbone is not None and name not in ANCHOR_MODELS
-]
+# have no backbone; anchor-calibrated encoders have their own registry and tests (test_runtime_calibrated.py)
+IMAGE_MODELS = [name for name in list_models() if get_model_config(name).backbone is not None]
 
 
 @pytest.mark.parametrize("name", IMAGE_MODELS)
@@ -56,6 +53,7 @@ def test_metadata_describes_the_input(tmp_path) -> None:
     assert json.loads(meta["egoface.outputs"]) == list(OUTPUT_NAMES)
     assert json.loads(meta["egoface.expression_names"]) == list(EXPRESSION_NAMES)
     assert meta["egoface.model_name"] == "refa_nano"
+    assert meta["egoface.model_id"] == model_id(model) != model_id(small_model("refa_nano", size=40, seed=1))
     restored = OodDetector.from_json(meta["egoface.feature_statistics"])
     assert [(b.name, b.start, b.stop) for b in restored.blocks] == [
         (camera, i * model.feature_dim, (i + 1) * model.feature_dim) for i, camera in enumerate(model.config.cameras)
@@ -65,12 +63,9 @@ def test_metadata_describes_the_input(tmp_path) -> None:
     assert not list(tmp_path.glob(".*tmp*")), "the temporary export file was left behind"
 
 
-def test_keypoint_and_anchor_models_are_refused(tmp_path) -> None:
+def test_keypoint_models_are_refused(tmp_path) -> None:
     with pytest.raises(ValueError, match="only image models"):
         export_onnx(create_model("flnet"), tmp_path / "f.onnx", "flnet")  # type: ignore[arg-type]
-    for name in ANCHOR_MODELS:
-        with pytest.raises(ValueError, match="reads its user's enrolled anchors"):
-            export_onnx(create_model(name, input_size=(32, 32)), tmp_path / "a.onnx", name)  # type: ignore[arg-type]
 
 
 def test_count_macs_counts_convolutions_and_linear_layers() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -15,7 +16,10 @@ from rich.console import Console
 from egoface.cli._common import console, print_json, progress_bar
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from egoface.models import TrackerModel
+    from egoface.runtime.tracker import Inference
 
 __all__ = ["load_tracker_model", "model_file", "register", "register_bench"]
 
@@ -62,9 +66,12 @@ def register_bench(bench: argparse._SubParsersAction) -> None:
 
 def load_tracker_model(spec: str, registered: bool = False) -> TrackerModel:
     """`default` (the shipped model), a run directory / model file, or (for benchmarks, `registered=True`) a
-    registered model name with random weights, as a torch model in eval mode."""
+    registered model name (a tracker or a calibrated encoder) with random weights, as a torch model in eval mode."""
     from egoface.models import TrackerModel, create_model, list_models, load_model, load_shipped_model
+    from egoface.models.calibrated import create_calibrated_model, list_calibrated_models
 
+    if registered and spec in list_calibrated_models():
+        return create_calibrated_model(spec).eval()
     if registered and spec in list_models():
         model = create_model(spec)
         if not isinstance(model, TrackerModel):
@@ -76,7 +83,9 @@ def load_tracker_model(spec: str, registered: bool = False) -> TrackerModel:
 def model_file(spec: str, cache: Path | None = None) -> Path:
     """An ONNX file for a `--model` spec: what `egoface track` accepts (an `.onnx` file, a run directory holding
     `model.onnx`, the shipped `model.onnx`), else a run directory, model file or `default` whose torch weights are
-    exported once into `cache` (default `~/.cache/egoface/onnx`), keyed by the weights file's path and mtime."""
+    exported once into `cache` (default `~/.cache/egoface/onnx`), keyed by the weights file's path and mtime. A
+    calibrated encoder's enrollment graph is written beside the file (`<stem>.enroll.onnx`, named in its
+    metadata), wherever the file comes from."""
     from egoface.cli.track import resolve_model
 
     try:
@@ -100,7 +109,7 @@ def model_file(spec: str, cache: Path | None = None) -> Path:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from egoface.runtime.export import export_onnx, feature_statistics
+    from egoface.runtime.export import enroll_graph_path, export_onnx, feature_statistics
 
     model = load_tracker_model(args.model)
     ood = None
@@ -109,11 +118,14 @@ def _export(args: argparse.Namespace) -> int:
             progress.add_task("summarizing training features", total=None)
             ood = feature_statistics(model, args.data, max_frames=args.feature_frames)
     path = export_onnx(model, args.out, args.model, ood)
+    anchors = list(getattr(model.config, "anchors", ()))  # a calibrated encoder's, else none
     result: dict[str, Any] = {
         "path": str(path),
         "model": args.model,
         "cameras": list(model.config.cameras),
         "input_size": list(model.config.input_size),
+        "anchors": anchors,
+        "enroll_graph": str(enroll_graph_path(path)) if anchors else None,
         "ood": ood is not None,
         "ood_blocks": [] if ood is None else [block.name for block in ood.blocks],
         "feature_frames": 0 if ood is None else ood.frames,
@@ -128,6 +140,11 @@ def _export(args: argparse.Namespace) -> int:
         else "no feature statistics: out-of-distribution detection is off (pass --data DIR to enable it)"
     )
     Console().print(f"wrote {path} ({result['bytes'] / 1e6:.1f} MB; cameras {', '.join(result['cameras'])}); {note}")
+    if anchors:
+        Console().print(
+            f"anchor-calibrated ({', '.join(anchors)}): enrollment graph {result['enroll_graph']}; keep the two files "
+            "together and enroll each user with `egoface enroll --profile NAME --model FILE.onnx`"
+        )
     return 0
 
 
@@ -195,59 +212,82 @@ def _bench_soak(args: argparse.Namespace) -> int:
 
 
 def _enroll(args: argparse.Namespace) -> int:
-    import numpy as np
-
+    """Capture every anchor first (the frames are kept), then: for a calibrated model, its enrollment graph turns
+    them into the profile's anchor memory; then the tracker (with that memory) gives each anchor's mean features
+    and raw expression, the neutral's becoming the profile's neutral."""
     from egoface.runtime.calibration import ANCHOR_PROMPTS, ProfileStore, enroll
     from egoface.runtime.sources import open_source
-    from egoface.runtime.tracker import Tracker, TrackerOptions
+    from egoface.runtime.tracker import AnchorEnroller, AnchorInput, Frames, Tracker, TrackerOptions, read_metadata
 
-    anchors = list(ANCHOR_PROMPTS) if args.anchors is None else [a.strip() for a in args.anchors.split(",")]
+    path = model_file(args.model)
+    metadata = read_metadata(path)
+    anchor_input = AnchorInput.from_metadata(metadata)
+    needed = list(anchor_input.anchors) if anchor_input is not None else []
+    if args.anchors is not None:
+        anchors = [a.strip() for a in args.anchors.split(",")]
+    else:
+        anchors = needed or list(ANCHOR_PROMPTS)
     unknown = [a for a in anchors if a not in ANCHOR_PROMPTS]
     if unknown:
         raise ValueError(f"unknown anchors {unknown}; anchors are {', '.join(ANCHOR_PROMPTS)}")
+    lacking = [a for a in needed if a not in anchors]
+    if lacking:
+        raise ValueError(f"the calibrated model needs anchors {needed}; --anchors lacks {lacking}")
     if args.frames < 1:
         raise ValueError(f"--frames must be at least 1, got {args.frames}")
-    store = ProfileStore(args.profiles)
-    profile = store.load_or_new(args.profile)
+    cameras = tuple(json.loads(metadata["egoface.cameras"]))
     interactive = args.countdown is None and sys.stdin.isatty()
-    with (
-        Tracker.create(TrackerOptions(model_file(args.model))) as tracker,
-        open_source(args.source) as source,
-    ):
-        profile.model = tracker.model_name
-
-        def capture(name: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    captured: dict[str, list[Frames]] = {}
+    with open_source(args.source) as source:
+        for name in anchors:
             console.print(f"[bold]{name}[/]: {ANCHOR_PROMPTS[name]}")
             if interactive:
                 console.input("  press Enter when ready ")  # the prompt goes to stderr, like all progress
             else:
                 time.sleep(args.countdown or 0.0)
-            samples: list[tuple[np.ndarray, np.ndarray]] = []
-            while len(samples) < args.frames:
+            frames: list[Frames] = []
+            while len(frames) < args.frames:
                 frame = source.read()
                 if frame is None:
                     raise ValueError(f"the source ended before {args.frames} frames of {name!r} were captured")
-                images = frame.select(tracker.cameras)
-                if any(image is None for image in images.values()):
-                    continue  # a camera is reconnecting: wait for a complete frame
-                inference = tracker.infer(images)
-                samples.append((inference.features, inference.expression))
-            return samples
-
-        enroll(profile, capture, anchors)
-    path = store.save(profile)
+                images = frame.select(cameras)
+                if all(image is not None for image in images.values()):  # else a camera is reconnecting: wait
+                    frames.append(images)
+            captured[name] = frames
+    store = ProfileStore(args.profiles)
+    profile = store.load_or_new(args.profile)
+    profile.model = metadata.get("egoface.model_name", "")
+    if anchor_input is not None:
+        memory = AnchorEnroller(path).enroll(captured)
+        profile.memories[memory.model_id] = memory
+    with Tracker.create(TrackerOptions(path, profile=profile)) as tracker:
+        enroll(profile, lambda name: [_sample(tracker.infer(f)) for f in captured[name]], anchors)
+    saved = store.save(profile)
     result = {
         "profile": args.profile,
-        "path": str(path),
+        "path": str(saved),
         "model": profile.model,
         "anchors": {name: profile.anchors[name].frames for name in anchors},
         "neutral": profile.neutral is not None,
+        "anchor_memory": None
+        if anchor_input is None
+        else {"model_id": anchor_input.model_id, "size": anchor_input.size},
     }
     if args.json:
         print_json(result)
+    elif anchor_input is not None:
+        Console().print(
+            f"saved profile {args.profile!r} to {saved}: {len(anchors)} anchors and the calibrated model's anchor "
+            f"memory ({anchor_input.size} values, model {anchor_input.model_id}); track with --profile {args.profile}"
+        )
     else:
         Console().print(
-            f"saved profile {args.profile!r} to {path}: {len(anchors)} anchors "
-            "(the neutral re-centres outputs now; the other anchors wait for the calibrated encoder, issue 5)"
+            f"saved profile {args.profile!r} to {saved}: {len(anchors)} anchors (this model is not anchor-calibrated: "
+            "the neutral re-centres its outputs; the other anchors are kept for reference)"
         )
     return 0
+
+
+def _sample(inference: Inference) -> tuple[np.ndarray, np.ndarray]:
+    """An inference's (features, raw expression), what `egoface.runtime.calibration.enroll` averages per anchor."""
+    return inference.features, inference.expression

@@ -8,10 +8,13 @@
   percentile `lo` and a high percentile `hi`; once a shape has a span `hi - lo >= min_span` over at least
   `min_frames` frames, it is remapped `e'' = clip((e' - lo) / (hi - lo), 0, 1)`, so each user's comfortable range
   of motion fills [0, 1]. The histogram lives in the profile, so the calibration carries over to the next session.
-- Anchor enrollment (Universal Sec. 4.3.2; six anchors, as its Fig. 9 uses, until issue 5's anchor search picks
-  them): the user is prompted for each anchor expression; the mean features and raw expression of the captured
-  frames are stored in the profile. The calibrated encoder that consumes anchor features (issue 5) does not exist
-  yet, so anchors are stored for it and only the `neutral` anchor acts now (through the neutral re-centre).
+- Anchor enrollment (Universal Sec. 4.3.2; six anchors, as its Fig. 9 uses, or the anchors of the model): the user
+  is prompted for each anchor expression; the mean features and raw expression of the captured frames are stored
+  in the profile (the `neutral` anchor drives the neutral re-centre). For an anchor-calibrated encoder the profile
+  also stores its `AnchorMemory`: the output of the model's enrollment graph on the captured anchor frames, which
+  the Tracker feeds to the model with every frame. It is keyed by the model's `egoface.model_id` (a hash of its
+  config and weights), so one profile can hold memories for several models and a memory is never fed to a model
+  it was not computed by.
 
 The 8 `eyeLook*` shapes follow gaze and are left alone. A profile is one JSON file `<name>.json` in the profile
 directory (`EGOFACE_PROFILES`, default `~/.config/egoface/profiles`), written atomically (temporary file, fsync,
@@ -20,6 +23,7 @@ rename), so a crash mid-write leaves the previous version intact. docs/runtime.m
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -37,6 +41,7 @@ __all__ = [
     "ANCHOR_PROMPTS",
     "PROFILE_FORMAT",
     "Anchor",
+    "AnchorMemory",
     "Calibrator",
     "Profile",
     "ProfileStore",
@@ -47,7 +52,9 @@ __all__ = [
     "rom_bounds",
 ]
 
-PROFILE_FORMAT = 1
+#: Written format; format 1 (no anchor memories) is still read.
+PROFILE_FORMAT = 2
+_READ_FORMATS = (1, 2)
 #: Anchor expressions of the guided enrollment (names as in the capture script's anchor candidates) -> prompt.
 ANCHOR_PROMPTS: dict[str, str] = {
     "neutral": "Relax your face, lips together, look straight ahead.",
@@ -97,18 +104,81 @@ class Anchor:
         )
 
 
+@dataclass(frozen=True)
+class AnchorMemory:
+    """A calibrated encoder's enrolled anchors for one user: `memory` (D,) float32, the enrollment graph's output
+    (`egoface.runtime.export`), for the model `model_id` (its `egoface.model_id`; `model_name` for messages) with
+    calibration `module` and `anchors` in order, from `frames` captured frames per anchor. Stored in the profile as
+    base64 of the little-endian float32 bytes (the memory holds up to millions of values)."""
+
+    model_id: str
+    model_name: str
+    module: str
+    anchors: tuple[str, ...]
+    memory: np.ndarray
+    frames: int
+
+    def to_dict(self) -> dict[str, Any]:
+        data = np.ascontiguousarray(self.memory, "<f4").tobytes()
+        return {
+            "model_id": self.model_id,
+            "model_name": self.model_name,
+            "module": self.module,
+            "anchors": list(self.anchors),
+            "size": int(self.memory.size),
+            "memory": base64.b64encode(data).decode("ascii"),
+            "frames": self.frames,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AnchorMemory:
+        memory = np.frombuffer(base64.b64decode(data["memory"]), "<f4").astype(np.float32)
+        if memory.size != int(data["size"]):
+            raise ValueError(
+                f"the anchor memory of model {data['model_id']} has {memory.size} values, not {data['size']}"
+            )
+        return cls(
+            str(data["model_id"]),
+            str(data["model_name"]),
+            str(data["module"]),
+            tuple(data["anchors"]),
+            memory,
+            int(data["frames"]),
+        )
+
+
 @dataclass
 class Profile:
     """One user's calibration. neutral: (53,) raw expression at rest, or None; rom_histogram: (53, bins) counts of
     re-centred values over confident frames; anchors: name -> Anchor; model: the model the anchors' features come
-    from (features of another model mean nothing)."""
+    from (features of another model mean nothing); memories: model id -> the calibrated encoder's AnchorMemory."""
 
     name: str
     model: str = ""
     neutral: np.ndarray | None = None
     rom_histogram: np.ndarray = field(default_factory=lambda: np.zeros((len(EXPRESSION_NAMES), 100), np.int64))
     anchors: dict[str, Anchor] = field(default_factory=dict)
+    memories: dict[str, AnchorMemory] = field(default_factory=dict)
     updated: float = 0.0
+
+    def anchor_memory(self, model_id: str, model_name: str, size: int) -> np.ndarray:
+        """The (size,) memory enrolled with the model `model_id`; raises naming `egoface enroll` when this profile
+        was enrolled with other models only, or never."""
+        enroll = f"run `egoface enroll --profile {self.name} --model {model_name or 'MODEL'} --source SOURCE`"
+        stored = self.memories.get(model_id)
+        if stored is None:
+            others = ", ".join(f"{m.model_name} ({m.model_id})" for m in self.memories.values())
+            where = f"it was enrolled with other models only: {others}" if others else "it has no enrolled anchors"
+            raise ValueError(
+                f"profile {self.name!r} has no anchor memory for model {model_name} ({model_id}); {where}. The "
+                f"calibrated model needs its own: {enroll}"
+            )
+        if stored.memory.size != size:
+            raise ValueError(
+                f"profile {self.name!r} holds {stored.memory.size} anchor-memory values for model {model_id}; the "
+                f"model reads {size}: {enroll} again"
+            )
+        return stored.memory
 
     def to_json(self) -> str:
         return json.dumps(
@@ -120,6 +190,7 @@ class Profile:
                 "neutral": None if self.neutral is None else self.neutral.tolist(),
                 "rom_histogram": self.rom_histogram.tolist(),
                 "anchors": {name: anchor.to_dict() for name, anchor in self.anchors.items()},
+                "memories": {key: memory.to_dict() for key, memory in self.memories.items()},
                 "updated": self.updated,
             }
         )
@@ -127,10 +198,10 @@ class Profile:
     @classmethod
     def from_json(cls, text: str) -> Profile:
         data = json.loads(text)
-        if data.get("format") != PROFILE_FORMAT or data.get("expression_names") != list(EXPRESSION_NAMES):
+        if data.get("format") not in _READ_FORMATS or data.get("expression_names") != list(EXPRESSION_NAMES):
             raise ValueError(
-                f"not an egoface profile of format {PROFILE_FORMAT} with the 53 expression names "
-                f"(format {data.get('format')!r})"
+                f"not an egoface profile of format {' or '.join(map(str, _READ_FORMATS))} with the 53 expression "
+                f"names (format {data.get('format')!r})"
             )
         return cls(
             name=str(data["name"]),
@@ -138,6 +209,7 @@ class Profile:
             neutral=None if data["neutral"] is None else np.asarray(data["neutral"], np.float32),
             rom_histogram=np.asarray(data["rom_histogram"], np.int64),
             anchors={name: Anchor.from_dict(value) for name, value in data["anchors"].items()},
+            memories={key: AnchorMemory.from_dict(value) for key, value in data.get("memories", {}).items()},
             updated=float(data["updated"]),
         )
 

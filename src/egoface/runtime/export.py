@@ -6,13 +6,25 @@ resized, flipped and normalized (`egoface.runtime.preprocess` does that in numpy
 `expression` (B, 53), `free_expression` (B, 45), `gaze` (B, 2, 2) deg and `features` (B, F), the backbone features
 that `forward_head` reads. The batch axis is dynamic.
 
-Metadata (`metadata_props`, every value a string; JSON where noted) under the keys of `METADATA_KEYS`; docs/runtime.md
-lists them. Torch and onnx are needed here, at export time only; the runtime reads the file with onnxruntime.
+An anchor-calibrated encoder (`egoface.models.calibrated`) exports to two standard ONNX files:
+
+- `<stem>.onnx`, the per-frame graph, with a second input `anchor_memory` (D,) float32: the user's anchors after
+  the calibration modules' frame-independent work (`prepare`), per role (eye, then mouth) the (1, k, ...) memory
+  flattened and concatenated. It is the same for every frame, so the per-frame cost is phi_exp of the current
+  frame, the calibration module against the memory, the tail and the heads.
+- `<stem>.enroll.onnx`, the enrollment graph: `anchor_images` (M, C, 1, H, W) normalized, anchors in the model's
+  order -> `anchor_memory` (D,). Equal to `model.enroll` + `model.set_anchors` in torch.
+
+Metadata (`metadata_props`, every value a string; JSON where noted) under the keys of `METADATA_KEYS` (every file)
+and `ANCHOR_METADATA_KEYS` (calibrated encoders); docs/runtime.md lists them. Torch and onnx are needed here, at
+export time only; the runtime reads the files with onnxruntime.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import warnings
 from collections.abc import Iterator
@@ -24,25 +36,34 @@ import torch
 from torch import nn
 
 import egoface
+from egoface.models.calibrated import CalibratedEncoder
 from egoface.models.files import normalize_images
 from egoface.models.regressor import RefaRegressor, TrackerModel
 from egoface.runtime.ood import OodDetector
 
 __all__ = [
+    "ANCHOR_INPUT_NAME",
+    "ANCHOR_METADATA_KEYS",
+    "ENROLL_INPUT_NAME",
     "FORMAT_VERSION",
     "INPUT_NAME",
     "METADATA_KEYS",
     "OPSET",
     "OUTPUT_NAMES",
     "count_macs",
+    "enroll_graph_path",
     "export_onnx",
     "feature_statistics",
+    "model_id",
 ]
 
 #: The ONNX opset written (onnxruntime 1.31 runs opsets up to 23; 17 is the TorchScript exporter's well-trodden one).
 OPSET = 17
 FORMAT_VERSION = 1
 INPUT_NAME = "images"
+#: The per-frame graph's second input (calibrated encoders) and the enrollment graph's input and output.
+ANCHOR_INPUT_NAME = "anchor_memory"
+ENROLL_INPUT_NAME = "anchor_images"
 OUTPUT_NAMES = ("expression", "free_expression", "gaze", "features")
 #: Metadata keys -> meaning (values are strings; JSON where the meaning says so).
 METADATA_KEYS: dict[str, str] = {
@@ -56,7 +77,14 @@ METADATA_KEYS: dict[str, str] = {
     "egoface.outputs": "JSON list: output names in graph order",
     "egoface.expression_names": "JSON list: the 53 names of the `expression` output",
     "egoface.model_config": "JSON: the full ModelConfig the weights belong to",
+    "egoface.model_id": "16 hex digits: hash of the config and weights (profiles' anchor memory is keyed by it)",
     "egoface.feature_statistics": "JSON OodDetector blocks of the training features, or absent (OOD detection off)",
+}
+#: Extra keys of a calibrated encoder's per-frame graph (its enrollment graph carries `egoface.model_id`,
+#: `egoface.model_name` and `egoface.role` = "enroll").
+ANCHOR_METADATA_KEYS: dict[str, str] = {
+    "egoface.anchor_memory": "JSON {input, size, module, anchors, roles: [{role, shape}], enroll_graph, "
+    "enroll_input, enroll_input_shape}: the `anchor_memory` input's layout and the enrollment graph's file name",
 }
 
 
@@ -99,50 +127,79 @@ def _batches(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
         yield indices[start : start + size]
 
 
+class _CalibratedExportWrapper(nn.Module):
+    """The per-frame graph of a calibrated encoder: (images (B, C, 1, H, W), anchor_memory (D,)) -> (expression,
+    free_expression, gaze, features). The memory is split per role and broadcast over the batch."""
+
+    def __init__(self, model: CalibratedEncoder, roles: list[tuple[str, tuple[int, ...]]]) -> None:
+        super().__init__()
+        self.model, self.roles = model, roles
+
+    def forward(
+        self, x: torch.Tensor, memory: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        parts, start = {}, 0
+        for role, shape in self.roles:
+            count = math.prod(shape)
+            parts[role] = memory[start : start + count].reshape(1, *shape)  # (1, k, ...)
+            start += count
+        # `_features` is the calibrated encoder's per-frame path with a given memory (what `forward` runs after
+        # `set_anchors`); the graph takes the memory as an input instead of the model's stored one
+        features = self.model._features(x, parts)
+        out = self.model.forward_head(features)
+        return out.expression, out.free_expression, out.gaze, features
+
+
+class _EnrollWrapper(nn.Module):
+    """The enrollment graph: anchor_images (M, C, 1, H, W) normalized -> anchor_memory (D,), what `model.enroll`
+    then `model.set_anchors` compute (phi_exp of the anchors, then each role's calibration `prepare`)."""
+
+    def __init__(self, model: CalibratedEncoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, anchor_images: torch.Tensor) -> torch.Tensor:
+        maps = self.model.encode_anchors(anchor_images[None])  # per role (1, k, M, c, h, w)
+        return torch.cat([self.model._prepare(role, maps[role]).reshape(-1) for role in self.model.branches])
+
+
+def model_id(model: TrackerModel) -> str:
+    """16 hex digits of SHA-256 over the model's config JSON and its weights (state_dict tensors in key order):
+    equal for equal weights, whichever file or export they come from."""
+    digest = hashlib.sha256(model.config.to_json().encode())
+    for key, value in model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def enroll_graph_path(path: str | os.PathLike[str]) -> Path:
+    """The enrollment graph written beside a calibrated encoder's `path`: `model.onnx` -> `model.enroll.onnx`."""
+    out = Path(path)
+    return out.with_name(f"{out.stem}.enroll.onnx")
+
+
 def export_onnx(
     model: TrackerModel,
     path: str | os.PathLike[str],
     model_name: str,
     ood: OodDetector | None = None,
 ) -> Path:
-    """Export `model` to `path` (written atomically) with its metadata; returns the path.
+    """Export `model` to `path` (written atomically) with its metadata; returns the path. An anchor-calibrated
+    encoder also writes its enrollment graph to `enroll_graph_path(path)` (first, so a crash between the two
+    leaves a pair whose `egoface.model_id` differ, which the runtime refuses).
 
-    Uses the TorchScript-based exporter (`dynamo=False`) at opset `OPSET` with a dynamic batch axis; image models
-    without anchors only (a keypoint model's input is not an image; an anchor-calibrated encoder would need its
-    user's anchor features as a second input).
+    Uses the TorchScript-based exporter (`dynamo=False`) at opset `OPSET` with a dynamic batch axis (a batch of 1
+    for calibrated encoders); image models only (a keypoint model's input is not an image).
     """
     if len(model.input_shape) != 4:
         raise ValueError(
             f"only image models export to the runtime; {model.config.arch} takes input of shape {model.input_shape}"
         )
-    anchors = getattr(model.config, "anchors", ())  # anchor-calibrated encoders (egoface.models.calibrated)
-    if anchors:
-        raise ValueError(
-            f"the {model.config.arch} model reads its user's enrolled anchors {anchors}; exporting "
-            "anchor-calibrated encoders (anchor features as a second graph input) is not supported yet"
-        )
     config = model.config
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    example = torch.zeros(2, *model.input_shape)
-    wrapper = _ExportWrapper(model).eval()  # the exporter restores the wrapper's mode, so it must be eval itself
-    with torch.no_grad(), warnings.catch_warnings():
-        # the models' input checks compare shapes in Python (constants in the trace: the input shape is fixed), and
-        # the TorchScript exporter announces its own deprecation
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            wrapper,
-            (example,),
-            str(tmp),
-            input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *OUTPUT_NAMES)},
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    graph = onnx.load(str(tmp))
+    identity = model_id(model)
     metadata = {
         "egoface.format": str(FORMAT_VERSION),
         "egoface.version": egoface.__version__,
@@ -154,9 +211,79 @@ def export_onnx(
         "egoface.outputs": json.dumps(list(OUTPUT_NAMES)),
         "egoface.expression_names": json.dumps(list(config.expression_names)),
         "egoface.model_config": config.to_json(),
+        "egoface.model_id": identity,
     }
     if ood is not None:
         metadata["egoface.feature_statistics"] = ood.to_json()
+    if not isinstance(model, CalibratedEncoder):
+        dynamic = {name: {0: "batch"} for name in (INPUT_NAME, *OUTPUT_NAMES)}
+        example = (torch.zeros(2, *model.input_shape),)
+        _export_graph(_ExportWrapper(model), example, [INPUT_NAME], list(OUTPUT_NAMES), dynamic, metadata, out)
+        return out
+    # a calibrated encoder's graphs have a batch of 1 (one frame per call, as the Tracker runs): its per-camera
+    # `unflatten` by the batch size traces to a constant shape
+    example = (torch.zeros(1, *model.input_shape),)
+    if not model.config.anchors:  # the `none` module: the images alone
+        _export_graph(_ExportWrapper(model), example, [INPUT_NAME], list(OUTPUT_NAMES), {}, metadata, out)
+        return out
+    # calibrated: the enrollment graph first, then the per-frame graph that names it
+    enroll = _EnrollWrapper(model)
+    anchor_shape = (len(model.config.anchors), *model.input_shape)  # (M, C, 1, H, W)
+    with torch.no_grad():
+        maps = model.eval().encode_anchors(torch.zeros(1, *anchor_shape))
+        roles = [(role, tuple(model._prepare(role, maps[role]).shape[1:])) for role in model.branches]
+    size = sum(math.prod(shape) for _, shape in roles)
+    enroll_path = enroll_graph_path(out)
+    enroll_metadata = {"egoface.model_id": identity, "egoface.model_name": model_name, "egoface.role": "enroll"}
+    _export_graph(
+        enroll, (torch.zeros(anchor_shape),), [ENROLL_INPUT_NAME], [ANCHOR_INPUT_NAME], {}, enroll_metadata, enroll_path
+    )
+    metadata["egoface.anchor_memory"] = json.dumps(
+        {
+            "input": ANCHOR_INPUT_NAME,
+            "size": size,
+            "module": model.config.calibration,
+            "anchors": list(model.config.anchors),
+            "roles": [{"role": role, "shape": list(shape)} for role, shape in roles],
+            "enroll_graph": enroll_path.name,
+            "enroll_input": ENROLL_INPUT_NAME,
+            "enroll_input_shape": list(anchor_shape),
+        }
+    )
+    wrapper = _CalibratedExportWrapper(model, roles)
+    inputs = [INPUT_NAME, ANCHOR_INPUT_NAME]
+    _export_graph(wrapper, (*example, torch.zeros(size)), inputs, list(OUTPUT_NAMES), {}, metadata, out)
+    return out
+
+
+def _export_graph(
+    wrapper: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    inputs: list[str],
+    outputs: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+    metadata: dict[str, str],
+    out: Path,
+) -> None:
+    """Trace `wrapper` on `example` to ONNX, set `metadata`, check the graph and write it to `out` atomically."""
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    wrapper.eval()  # the exporter restores the wrapper's mode, so it must be eval itself
+    with torch.no_grad(), warnings.catch_warnings():
+        # the models' input checks compare shapes in Python (constants in the trace: the input shape is fixed), and
+        # the TorchScript exporter announces its own deprecation
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            wrapper,
+            example,
+            str(tmp),
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=dynamic_axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    graph = onnx.load(str(tmp))
     onnx.helper.set_model_props(graph, metadata)
     graph.producer_name = "egoface"
     onnx.checker.check_model(graph)
@@ -165,14 +292,18 @@ def export_onnx(
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, out)
-    return out
 
 
 def count_macs(model: TrackerModel) -> int:
     """Multiply-accumulates of one frame through `model` (batch 1 at its input shape), counted by forward hooks:
     Conv2d (output elements times input channels per group times kernel area) and Linear (output elements times
-    input features). Elementwise work is not counted (memory-bound, a few percent of the arithmetic)."""
+    input features). Elementwise work is not counted (memory-bound, a few percent of the arithmetic), nor are
+    functional convolutions and attention products. A calibrated encoder is counted per frame, its anchors enrolled
+    beforehand (zero images when it has none: the cost does not depend on their content)."""
     total = 0
+    enrolled = model.enrolled_anchors if isinstance(model, CalibratedEncoder) else None
+    if isinstance(model, CalibratedEncoder) and model.config.anchors and enrolled is None:
+        model.set_anchors(model.enroll(torch.zeros(len(model.config.anchors), *model.input_shape)))
 
     def conv(module: nn.Module, _inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         nonlocal total
@@ -196,4 +327,6 @@ def count_macs(model: TrackerModel) -> int:
     finally:
         for hook in hooks:
             hook.remove()
+        if isinstance(model, CalibratedEncoder) and enrolled is None:
+            model.set_anchors(None)
     return total

@@ -8,6 +8,10 @@
 Per frame: check the input -> the model's input transform (`InputSpec`) -> the ONNX session -> failure checks and
 per-region confidence -> calibration (neutral re-centre, range of motion) -> hold and ease on failure -> One Euro
 filters -> the result.
+
+An anchor-calibrated encoder (its file's metadata has `egoface.anchor_memory`) needs a profile enrolled with that
+model (`egoface enroll --profile NAME`): its `AnchorMemory` is fed as the graph's second input with every frame.
+`AnchorEnroller` runs the model's enrollment graph (`<stem>.enroll.onnx` beside it) on captured anchor frames.
 """
 
 from __future__ import annotations
@@ -24,14 +28,14 @@ from types import TracebackType
 import numpy as np
 import onnxruntime as ort
 
-from egoface.runtime.calibration import Calibrator, Profile, ProfileStore, RomOptions
+from egoface.runtime.calibration import AnchorMemory, Calibrator, Profile, ProfileStore, RomOptions
 from egoface.runtime.failure import FailureDetector, FailureOptions, HoldAndEase
 from egoface.runtime.filters import OneEuroFilter, Smoothing
 from egoface.runtime.ood import OodDetector
 from egoface.runtime.preprocess import InputSpec
 from egoface.runtime.result import TrackResult
 
-__all__ = ["Frames", "Inference", "Tracker", "TrackerOptions"]
+__all__ = ["AnchorEnroller", "AnchorInput", "Frames", "Inference", "Tracker", "TrackerOptions", "read_metadata"]
 
 #: Per-camera uint8 (H, W) images: a mapping by camera name or a sequence in the model's camera order; None marks a
 #: camera that delivered no frame (flagged `disconnected`).
@@ -40,10 +44,46 @@ _MIN_SIDE = 8
 
 
 @dataclass(frozen=True)
+class AnchorInput:
+    """A calibrated encoder's anchor input, from its file's `egoface.anchor_memory` metadata: the per-frame graph's
+    input `name` of `size` float32 values, the calibration `module`, the `anchors` in order, and its enrollment
+    graph (`enroll_graph`, a file beside the model) with input `enroll_input` of shape `enroll_input_shape`
+    (M, C, 1, H, W)."""
+
+    name: str
+    size: int
+    module: str
+    anchors: tuple[str, ...]
+    enroll_graph: str
+    enroll_input: str
+    enroll_input_shape: tuple[int, ...]
+    model_id: str
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str]) -> AnchorInput | None:
+        """None for a model without anchors."""
+        text = metadata.get("egoface.anchor_memory")
+        if text is None:
+            return None
+        layout = json.loads(text)
+        return cls(
+            name=layout["input"],
+            size=int(layout["size"]),
+            module=layout["module"],
+            anchors=tuple(layout["anchors"]),
+            enroll_graph=layout["enroll_graph"],
+            enroll_input=layout["enroll_input"],
+            enroll_input_shape=tuple(int(v) for v in layout["enroll_input_shape"]),
+            model_id=metadata["egoface.model_id"],
+        )
+
+
+@dataclass(frozen=True)
 class TrackerOptions:
     """model_path: an exported `.onnx` file (`egoface export`); threads: onnxruntime intra-op threads; smoothing:
     One Euro parameters for eyes and face; profile: a profile name in `profile_dir` (created empty if missing, its
-    range-of-motion statistics saved back on `close`), a `Profile`, or None (no calibration); rom: range-of-motion
+    range-of-motion statistics saved back on `close`), a `Profile`, or None (no calibration; an anchor-calibrated
+    model needs a profile enrolled with it, `egoface enroll --profile NAME`); rom: range-of-motion
     calibration options; failure: failure-detection thresholds; ood: use the model's feature statistics for
     out-of-distribution detection when the file has them."""
 
@@ -91,6 +131,11 @@ class Tracker:
             self.profile: Profile | None = self._store.load_or_new(options.profile)
         else:
             self.profile = options.profile
+        #: The calibrated encoder's anchor input, None for other models.
+        self.anchor_input = AnchorInput.from_metadata(metadata)
+        self._feeds: dict[str, np.ndarray] = {}  # inputs besides the images, the same every frame
+        if self.anchor_input is not None:
+            self._feeds[self.anchor_input.name] = self._anchor_memory(self.anchor_input)
         self.calibrator = Calibrator(self.profile, options.rom)
         self.detector = FailureDetector(self.cameras, options.failure, self.ood)
         self.hold = HoldAndEase(self.expression_names, options.failure)
@@ -104,24 +149,19 @@ class Tracker:
 
     @classmethod
     def create(cls, options: TrackerOptions) -> Tracker:
-        """Open the model file, read its metadata, build the session with `options.threads` threads."""
-        path = Path(options.model_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no model file at {path}; export one with `egoface export --out {path.name}`")
-        if options.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {options.threads}")
-        settings = ort.SessionOptions()
-        settings.intra_op_num_threads = options.threads
-        settings.inter_op_num_threads = 1
-        settings.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        settings.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(str(path), settings, providers=["CPUExecutionProvider"])
-        metadata = session.get_modelmeta().custom_metadata_map
-        required = ("egoface.cameras", "egoface.input_size", "egoface.normalization", "egoface.expression_names")
-        missing = [key for key in required if key not in metadata]
-        if missing:
-            raise ValueError(f"{path} has no egoface metadata ({', '.join(missing)}); export it with `egoface export`")
+        """Open the model file, read its metadata, build the session with `options.threads` threads; for a
+        calibrated model, take its anchor memory from the profile."""
+        session, metadata = _open_model(options.model_path, options.threads)
         return cls(options, session, metadata)
+
+    def _anchor_memory(self, anchor_input: AnchorInput) -> np.ndarray:
+        if self.profile is None:
+            raise ValueError(
+                f"{self.model_name or self.options.model_path} is an anchor-calibrated model ({anchor_input.module}, "
+                f"anchors {', '.join(anchor_input.anchors)}): it needs a profile enrolled with it; run `egoface "
+                "enroll --profile NAME --source SOURCE` with this model, then track with that profile"
+            )
+        return self.profile.anchor_memory(anchor_input.model_id, self.model_name, anchor_input.size)
 
     def __enter__(self) -> Tracker:
         return self
@@ -159,7 +199,8 @@ class Tracker:
             for image, camera in zip(images, self.cameras, strict=True)
         ]
         stacked = np.stack([np.zeros((height, width), np.float32) if v is None else v for v in views])  # (C, H, W)
-        expression, free, gaze, features = self.session.run(None, {"images": self.spec.normalize(stacked)})
+        feeds = {"images": self.spec.normalize(stacked), **self._feeds}
+        expression, free, gaze, features = self.session.run(None, feeds)
         return Inference(expression[0], free[0], gaze[0], features[0], views)
 
     def track(self, frames: Frames, timestamp: float) -> TrackResult:
@@ -204,33 +245,127 @@ class Tracker:
             self._recentre = None
 
     def _check_frames(self, frames: Frames) -> list[np.ndarray | None]:
-        """Per camera in model order; raises naming the camera and what was expected."""
-        expected = f"{len(self.cameras)} uint8 (H, W) images for cameras {list(self.cameras)}"
-        if isinstance(frames, Mapping):
-            unknown = sorted(set(frames) - set(self.cameras))
-            missing = [c for c in self.cameras if c not in frames]
-            if unknown or missing:
-                raise ValueError(f"expected {expected}; unknown cameras {unknown}, missing {missing}")
-            images = [frames[c] for c in self.cameras]
-        elif isinstance(frames, Sequence | np.ndarray) and not isinstance(frames, str | bytes):
-            images = list(frames)
-            if len(images) != len(self.cameras):
-                raise ValueError(f"expected {expected}, got {len(images)} images")
-        else:
-            raise TypeError(f"expected {expected} as a mapping or sequence, got {type(frames).__name__}")
-        for camera, image in zip(self.cameras, images, strict=True):
-            if image is None:
-                continue
-            if not isinstance(image, np.ndarray):
-                raise TypeError(f"camera {camera!r}: expected a uint8 (H, W) numpy image, got {type(image).__name__}")
-            if image.dtype != np.uint8:
-                raise TypeError(f"camera {camera!r}: expected a uint8 (H, W) image, got dtype {image.dtype}")
-            if image.ndim != 2 or min(image.shape) < _MIN_SIDE:
-                raise ValueError(
-                    f"camera {camera!r}: expected a uint8 (H, W) image at least {_MIN_SIDE} px a side, "
-                    f"got shape {image.shape}"
-                )
-        return images
+        return _check_frames(frames, self.cameras)
+
+
+def _check_frames(frames: Frames, cameras: tuple[str, ...]) -> list[np.ndarray | None]:
+    """Per camera in model order; raises naming the camera and what was expected."""
+    expected = f"{len(cameras)} uint8 (H, W) images for cameras {list(cameras)}"
+    if isinstance(frames, Mapping):
+        unknown = sorted(set(frames) - set(cameras))
+        missing = [c for c in cameras if c not in frames]
+        if unknown or missing:
+            raise ValueError(f"expected {expected}; unknown cameras {unknown}, missing {missing}")
+        images = [frames[c] for c in cameras]
+    elif isinstance(frames, Sequence | np.ndarray) and not isinstance(frames, str | bytes):
+        images = list(frames)
+        if len(images) != len(cameras):
+            raise ValueError(f"expected {expected}, got {len(images)} images")
+    else:
+        raise TypeError(f"expected {expected} as a mapping or sequence, got {type(frames).__name__}")
+    for camera, image in zip(cameras, images, strict=True):
+        if image is None:
+            continue
+        if not isinstance(image, np.ndarray):
+            raise TypeError(f"camera {camera!r}: expected a uint8 (H, W) numpy image, got {type(image).__name__}")
+        if image.dtype != np.uint8:
+            raise TypeError(f"camera {camera!r}: expected a uint8 (H, W) image, got dtype {image.dtype}")
+        if image.ndim != 2 or min(image.shape) < _MIN_SIDE:
+            raise ValueError(
+                f"camera {camera!r}: expected a uint8 (H, W) image at least {_MIN_SIDE} px a side, "
+                f"got shape {image.shape}"
+            )
+    return images
+
+
+def _open_model(path: str | os.PathLike[str], threads: int) -> tuple[ort.InferenceSession, dict[str, str]]:
+    """An onnxruntime session on the CPU with `threads` intra-op threads, and the file's egoface metadata."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"no model file at {file}; export one with `egoface export --out {file.name}`")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    settings = ort.SessionOptions()
+    settings.intra_op_num_threads = threads
+    settings.inter_op_num_threads = 1
+    settings.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    settings.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(file), settings, providers=["CPUExecutionProvider"])
+    metadata = dict(session.get_modelmeta().custom_metadata_map)
+    required = ("egoface.cameras", "egoface.input_size", "egoface.normalization", "egoface.expression_names")
+    missing = [key for key in required if key not in metadata]
+    if missing:
+        raise ValueError(f"{file} has no egoface metadata ({', '.join(missing)}); export it with `egoface export`")
+    return session, metadata
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """An exported model file's egoface metadata (`egoface.runtime.export.METADATA_KEYS`)."""
+    return _open_model(path, 1)[1]
+
+
+class AnchorEnroller:
+    """A calibrated model's enrollment graph (`<stem>.enroll.onnx`, named by its metadata): the captured frames of
+    each anchor -> the user's `AnchorMemory`. Each anchor's frames go through the model's input transform and their
+    per-pixel median is the anchor image (robust to a blink or a glance away during the hold)."""
+
+    def __init__(self, model_path: str | os.PathLike[str], threads: int = 1) -> None:
+        metadata = read_metadata(model_path)
+        anchor_input = AnchorInput.from_metadata(metadata)
+        if anchor_input is None:
+            raise ValueError(f"{model_path} is not an anchor-calibrated model: it has no enrollment graph")
+        path = Path(model_path).with_name(anchor_input.enroll_graph)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"the calibrated model {model_path} needs its enrollment graph {path} beside it (`egoface export` "
+                "writes both files; copy them together)"
+            )
+        self.session, enroll_metadata = _open_enroll_graph(path, threads)
+        if enroll_metadata.get("egoface.model_id") != anchor_input.model_id:
+            raise ValueError(
+                f"{path} belongs to model {enroll_metadata.get('egoface.model_id')}, not to {model_path} "
+                f"({anchor_input.model_id}): export the model again to write a matching pair"
+            )
+        self.anchor_input = anchor_input
+        self.model_name = metadata.get("egoface.model_name", "")
+        self.spec = InputSpec.from_metadata(metadata)
+
+    def anchor_image(self, frames: Sequence[Frames]) -> np.ndarray:
+        """Complete frames (every camera present) of one anchor -> its normalized image (C, 1, H, W) float32."""
+        if not frames:
+            raise ValueError("an anchor needs at least one captured frame")
+        views = []
+        for frame in frames:
+            images = _check_frames(frame, self.spec.cameras)
+            complete = [image for image in images if image is not None]
+            if len(complete) != len(images):
+                raise ValueError("enrollment needs every camera's image in every captured frame")
+            views.append([self.spec.view(image, c) for image, c in zip(complete, self.spec.cameras, strict=True)])
+        median = np.median(np.asarray(views, np.float32), axis=0)  # (C, H, W) in [0, 1]
+        return self.spec.normalize(median)[0]
+
+    def enroll(self, captured: Mapping[str, Sequence[Frames]]) -> AnchorMemory:
+        """captured: anchor name -> its frames, for every anchor of the model -> the memory the Tracker feeds."""
+        missing = [name for name in self.anchor_input.anchors if not captured.get(name)]
+        if missing:
+            raise ValueError(f"no frames captured for anchors {missing}; the model needs {self.anchor_input.anchors}")
+        images = np.stack([self.anchor_image(captured[name]) for name in self.anchor_input.anchors])  # (M, C, 1, H, W)
+        (memory,) = self.session.run(None, {self.anchor_input.enroll_input: images})
+        return AnchorMemory(
+            self.anchor_input.model_id,
+            self.model_name,
+            self.anchor_input.module,
+            self.anchor_input.anchors,
+            memory.astype(np.float32),
+            min(len(captured[name]) for name in self.anchor_input.anchors),
+        )
+
+
+def _open_enroll_graph(path: Path, threads: int) -> tuple[ort.InferenceSession, dict[str, str]]:
+    settings = ort.SessionOptions()
+    settings.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), settings, providers=["CPUExecutionProvider"])
+    return session, dict(session.get_modelmeta().custom_metadata_map)
 
 
 def _ood_note(enabled: bool) -> str:

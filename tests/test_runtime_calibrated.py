@@ -1,0 +1,217 @@
+"""The anchor-calibrated encoder at run time: every calibration module exports to a per-frame graph with an
+`anchor_memory` input plus an enrollment graph, and ONNX Runtime (enrollment graph, then per-frame graph) agrees
+with eager torch (`enroll` + `set_anchors` + forward) within 1e-4; the Tracker feeds a profile's memory, refuses
+without one or with one enrolled for another model; `egoface enroll` stores the memory; the per-frame and
+enrollment path runs without torch."""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from egoface.cli.main import main
+from egoface.data import DatasetStore
+from egoface.models.calibrated import CALIBRATION_MODULES, CalibratedEncoder, create_calibrated_model
+from egoface.runtime.calibration import Profile, ProfileStore
+from egoface.runtime.export import ANCHOR_METADATA_KEYS, METADATA_KEYS, OUTPUT_NAMES, enroll_graph_path, export_onnx
+from egoface.runtime.tracker import AnchorEnroller, AnchorInput, Tracker, TrackerOptions
+from test_data_helpers import make_recording
+
+ANCHORS = ("neutral", "big_smile")
+SIZE = 32
+_DIR = Path(tempfile.mkdtemp(prefix="egoface-calibrated-tests-"))
+
+
+def calibrated(module: str, seed: int = 0) -> CalibratedEncoder:
+    """calibrated_nano with `module`, two anchors, 32x32, seeded random weights, eval mode."""
+    torch.manual_seed(seed)
+    anchors = ANCHORS if module != "none" else ()
+    return create_calibrated_model("calibrated_nano", calibration=module, anchors=anchors, input_size=(SIZE, SIZE))
+
+
+@functools.cache
+def exported(module: str = "late_fusion", seed: int = 0) -> Path:
+    return export_onnx(calibrated(module, seed).eval(), _DIR / f"{module}-{seed}.onnx", f"nano-{module}")
+
+
+def textured(rng: np.random.Generator, level: float) -> dict[str, np.ndarray]:
+    """Four textured uint8 (40, 36) camera images around `level`."""
+    y, x = np.mgrid[:40, :36]
+    base = level + 40 * np.sin(x / 5.0) * np.cos(y / 7.0)
+    cameras = ("eye_left", "eye_right", "mouth_left", "mouth_right")
+    return {c: np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8) for c in cameras}
+
+
+def enrolled_profile(path: Path, name: str = "alice") -> Profile:
+    rng = np.random.default_rng(0)
+    captured = {anchor: [textured(rng, 80 + 40 * i) for _ in range(3)] for i, anchor in enumerate(ANCHORS)}
+    profile = Profile(name)
+    memory = AnchorEnroller(path).enroll(captured)
+    profile.memories[memory.model_id] = memory
+    return profile
+
+
+@pytest.mark.parametrize("module", CALIBRATION_MODULES)
+def test_onnx_with_the_enroll_graph_matches_torch(module: str) -> None:
+    model = calibrated(module).eval()
+    path = exported(module)
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(1, *model.input_shape, generator=generator)
+    anchor_images = torch.randn(len(model.config.anchors), *model.input_shape, generator=generator)
+    feeds = {"images": x.numpy()}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    if module != "none":
+        enroll = ort.InferenceSession(str(enroll_graph_path(path)), providers=["CPUExecutionProvider"])
+        (feeds["anchor_memory"],) = enroll.run(None, {"anchor_images": anchor_images.numpy()})
+        model.set_anchors(model.enroll(anchor_images))
+    else:
+        assert not enroll_graph_path(path).exists()  # the uncalibrated reference is a plain one-input graph
+    assert [i.name for i in session.get_inputs()] == list(feeds)
+    got = session.run(None, feeds)
+    with torch.no_grad():
+        features = model.forward_features(x)
+        out = model.forward_head(features)
+    for name, a, b in zip(OUTPUT_NAMES, got, [out.expression, out.free_expression, out.gaze, features], strict=True):
+        assert a.shape == tuple(b.shape), name
+        assert np.abs(a - b.numpy()).max() <= 1e-4, (module, name)
+    if module != "none":  # the memory matters: other anchors give other outputs
+        other = enroll.run(None, {"anchor_images": (anchor_images + 1.0).numpy()})[0]
+        changed = session.run(None, {**feeds, "anchor_memory": other})[3]
+        assert np.abs(changed - got[3]).max() > 1e-3
+
+
+def test_metadata_describes_the_anchor_input() -> None:
+    path = exported()
+    meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    assert set(meta) == (set(METADATA_KEYS) - {"egoface.feature_statistics"}) | set(ANCHOR_METADATA_KEYS)
+    layout = json.loads(meta["egoface.anchor_memory"])
+    model = calibrated("late_fusion")
+    # late fusion's memory is the anchor half of its 1x1 conv: per role (k=2 cameras, c, h, w)
+    shapes = [(2, *model.anchor_feature_shape(role)[1:]) for role in ("eye", "mouth")]
+    assert layout["roles"] == [{"role": r, "shape": list(s)} for r, s in zip(("eye", "mouth"), shapes, strict=True)]
+    assert layout["size"] == sum(int(np.prod(s)) for s in shapes)
+    assert layout["anchors"] == list(ANCHORS) and layout["module"] == "late_fusion"
+    assert layout["enroll_graph"] == f"{path.stem}.enroll.onnx"
+    assert layout["enroll_input_shape"] == [2, 4, 1, SIZE, SIZE]
+    enroll = ort.InferenceSession(str(enroll_graph_path(path)), providers=["CPUExecutionProvider"])
+    assert enroll.get_modelmeta().custom_metadata_map["egoface.model_id"] == meta["egoface.model_id"]
+    # the id follows the weights, not the file
+    assert export_onnx(calibrated("late_fusion", seed=1), _DIR / "other.onnx", "x") != path
+    other = AnchorInput.from_metadata(
+        ort.InferenceSession(str(_DIR / "other.onnx"), providers=["CPUExecutionProvider"]).get_modelmeta()
+        .custom_metadata_map
+    )  # fmt: skip
+    assert other is not None and other.model_id != meta["egoface.model_id"]
+
+
+def test_anchor_image_is_the_median_frame() -> None:
+    enroller = AnchorEnroller(exported())
+    rng = np.random.default_rng(3)
+    a, b = textured(rng, 90), textured(rng, 160)
+    np.testing.assert_array_equal(enroller.anchor_image([a, b, a]), enroller.anchor_image([a]))
+    assert enroller.anchor_image([a]).shape == (4, 1, SIZE, SIZE)
+    with pytest.raises(ValueError, match="no frames captured for anchors \\['big_smile'\\]"):
+        enroller.enroll({"neutral": [a]})
+
+
+def test_tracker_feeds_the_profile_memory_and_matches_torch(tmp_path) -> None:
+    path = exported()
+    profile = enrolled_profile(path)
+    rng = np.random.default_rng(5)
+    frame = textured(rng, 120)
+    with Tracker.create(TrackerOptions(path, profile=profile)) as tracker:
+        got = tracker.infer(frame)
+        result = tracker.track(frame, 0.0)
+        views = np.stack([v for v in got.views if v is not None])
+        x = torch.from_numpy(tracker.spec.normalize(views))
+    assert result.expression.shape == (53,) and result.gaze.shape == (2, 2)
+    # torch with the same anchor images (the enroller's median frames)
+    enroller = AnchorEnroller(path)
+    rng = np.random.default_rng(0)
+    captured = {anchor: [textured(rng, 80 + 40 * i) for _ in range(3)] for i, anchor in enumerate(ANCHORS)}
+    model = calibrated("late_fusion").eval()
+    anchor_images = np.stack([enroller.anchor_image(captured[name]) for name in ANCHORS])
+    model.set_anchors(model.enroll(torch.from_numpy(anchor_images)))
+    with torch.no_grad():
+        features = model.forward_features(x)
+        expression = model.forward_head(features).expression
+    assert np.abs(got.features - features[0].numpy()).max() < 1e-4
+    assert np.abs(got.expression - expression[0].numpy()).max() < 1e-4
+    # saved and loaded through the profile store, the tracker finds it by name
+    ProfileStore(tmp_path).save(profile)
+    with Tracker.create(TrackerOptions(path, profile="alice", profile_dir=tmp_path)) as tracker:
+        np.testing.assert_array_equal(tracker.infer(frame).features, got.features)
+
+
+def test_tracker_refuses_without_a_matching_profile(tmp_path) -> None:
+    path = exported()
+    with pytest.raises(ValueError, match=r"anchor-calibrated model .*egoface enroll --profile NAME"):
+        Tracker.create(TrackerOptions(path))
+    with pytest.raises(ValueError, match=r"profile 'bob' .*has no enrolled anchors.*egoface enroll --profile bob"):
+        Tracker.create(TrackerOptions(path, profile="bob", profile_dir=tmp_path))
+    other = exported("late_fusion", seed=1)  # same architecture, other weights
+    with pytest.raises(ValueError, match=r"enrolled with other models only: nano-late_fusion \("):
+        Tracker.create(TrackerOptions(path, profile=enrolled_profile(other)))
+    with pytest.raises(ValueError, match="is not an anchor-calibrated model"):
+        AnchorEnroller(exported("none"))
+
+
+def test_enroll_graph_must_sit_beside_the_model_and_match_it(tmp_path) -> None:
+    path = tmp_path / "m.onnx"  # renamed: the metadata still names the enrollment graph written with it
+    path.write_bytes(exported().read_bytes())
+    name = enroll_graph_path(exported()).name
+    with pytest.raises(FileNotFoundError, match=f"needs its enrollment graph .*{name}"):
+        AnchorEnroller(path)
+    (tmp_path / name).write_bytes(enroll_graph_path(exported("late_fusion", seed=1)).read_bytes())  # another's
+    with pytest.raises(ValueError, match="belongs to model"):
+        AnchorEnroller(path)
+
+
+def test_enroll_command_stores_the_anchor_memory(tmp_path, capsys) -> None:
+    store = tmp_path / "store"
+    DatasetStore(store).write_recording(make_recording(frames=20, domain="unlabeled"))
+    path = exported()
+    argv = [
+        "enroll", "--source", f"store:{store}", "--profile", "carol", "--model", str(path), "--frames", "4",
+        "--countdown", "0", "--profiles", str(tmp_path / "p"), "--json",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["anchors"] == {"neutral": 4, "big_smile": 4}  # the model's anchors by default
+    profile = ProfileStore(tmp_path / "p").load("carol")
+    memory = profile.memories[result["anchor_memory"]["model_id"]]
+    assert memory.anchors == ANCHORS and memory.frames == 4 and memory.memory.size == result["anchor_memory"]["size"]
+    assert profile.neutral is not None
+    with Tracker.create(TrackerOptions(path, profile="carol", profile_dir=tmp_path / "p")) as tracker:
+        assert tracker.anchor_input is not None
+    argv[argv.index("--json")] = "--anchors=neutral"
+    assert main(argv) == 2 and "lacks ['big_smile']" in capsys.readouterr().err
+
+
+def test_the_calibrated_runtime_runs_without_torch() -> None:
+    path = exported()
+    code = f"""
+import sys
+import numpy as np
+from egoface.runtime.calibration import Profile
+from egoface.runtime.tracker import AnchorEnroller, Tracker, TrackerOptions
+rng = np.random.default_rng(0)
+frames = lambda: {{c: rng.integers(0, 255, (40, 36), dtype=np.uint8) for c in
+                  ("eye_left", "eye_right", "mouth_left", "mouth_right")}}
+memory = AnchorEnroller({str(path)!r}).enroll({{"neutral": [frames()], "big_smile": [frames()]}})
+profile = Profile("p", memories={{memory.model_id: memory}})
+with Tracker.create(TrackerOptions({str(path)!r}, profile=profile)) as tracker:
+    assert tracker.track(frames(), 0.0).expression.shape == (53,)
+print(sorted(m for m in sys.modules if m == "torch" or m.startswith("torch.")))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", result.stdout[:500] + result.stderr[-2000:]
