@@ -215,3 +215,16 @@ print(sorted(m for m in sys.modules if m == "torch" or m.startswith("torch.")))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]", result.stdout[:500] + result.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_bench_latency_measures_the_anchor_overhead(capsys) -> None:
+    argv = ["bench", "latency", "--model", "calibrated_nano", "--frames", "10", "--native-size", "32", "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    for case in (result, result["native"]):
+        timing = case["anchor_timing"]
+        with_p50, without_p50 = timing["with_anchors"]["latency_ms_p50"], timing["without_anchors"]["latency_ms_p50"]
+        assert case["anchor_overhead"] == pytest.approx(with_p50 / without_p50 - 1.0)
+        assert with_p50 > 0 and without_p50 > 0
+    assert result["native"]["input_size"] == [32, 32]

@@ -52,6 +52,9 @@ def register_bench(bench: argparse._SubParsersAction) -> None:
     )
     latency.add_argument("--frames", type=int, default=500, help="timed frames per case")
     latency.add_argument("--threads", type=int, default=1, help="onnxruntime threads")
+    latency.add_argument(
+        "--native-size", type=int, default=None, help="px a side of the `native` case (default: the model's own)"
+    )
     latency.add_argument("--json", action="store_true", help="print JSON")
     latency.set_defaults(run=_bench_latency)
     soak = bench.add_parser("soak", help="a long live run on a synthetic subject: memory growth, dropped outputs")
@@ -154,7 +157,8 @@ def _bench_latency(args: argparse.Namespace) -> int:
     model = load_tracker_model(args.model, registered=True)
     with progress_bar(args.json) as progress:
         progress.add_task(f"timing {args.model}", total=None)
-        result = benchmark_latency(model, args.model, threads=args.threads, frames=args.frames)
+        native = None if args.native_size is None else (args.native_size, args.native_size)
+        result = benchmark_latency(model, args.model, threads=args.threads, frames=args.frames, native_size=native)
     if args.json:
         print_json(result)
         return 0
@@ -167,6 +171,13 @@ def _bench_latency(args: argparse.Namespace) -> int:
             f"{case['bound_ms']:.2f} ms, ratio {case['ratio_to_bound']:.2f}; end to end p99 "
             f"{case['end_to_end_ms_p99']:.2f} ms"
         )
+        if case["anchor_timing"] is not None:
+            timing = case["anchor_timing"]
+            out.print(
+                f"  anchors: p50 {timing['with_anchors']['latency_ms_p50']:.2f} ms with, "
+                f"{timing['without_anchors']['latency_ms_p50']:.2f} ms without (module none, alternating frames): "
+                f"overhead {100 * case['anchor_overhead']:+.1f}%"
+            )
     out.print(
         f"throughput {result['throughput_gflops']:.1f} GFLOP/s ({args.threads} thread(s)); targets: p50 <= "
         f"{LATENCY_TARGETS['latency_ms_p50']} ms, <= {LATENCY_TARGETS['ratio_to_bound']}x bound, end to end p99 <= "

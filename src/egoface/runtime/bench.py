@@ -8,6 +8,11 @@ faster of a 512 x 512 matrix product and a 3 x 3 convolution through onnxruntime
 the fastest of 20 timed runs, in the same run. End to end is a frame handed to the tracker -> its last OSC datagram
 (Babble convention; the sender skips messages whose bytes did not change) received on a UDP socket bound on
 loopback.
+
+An anchor-calibrated encoder is timed with a profile enrolled through its enrollment graph (the anchor memory fed
+every frame), and beside the same encoder without anchors (module `none`, the weights of the same shapes copied):
+two trackers run frame by frame in alternation, so the machine's load falls on both alike, and `anchor_overhead` is
+the ratio of their median latencies minus 1.
 """
 
 from __future__ import annotations
@@ -27,12 +32,14 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
+from egoface.models.calibrated import CalibratedEncoder
 from egoface.models.registry import model_from_config
 from egoface.models.regressor import TrackerModel
+from egoface.runtime.calibration import Profile
 from egoface.runtime.export import count_macs, export_onnx
 from egoface.runtime.osc import OscSender, OscTarget
 from egoface.runtime.sources import SyntheticSource
-from egoface.runtime.tracker import Tracker, TrackerOptions
+from egoface.runtime.tracker import AnchorEnroller, Tracker, TrackerOptions
 
 __all__ = ["LATENCY_TARGETS", "benchmark_latency", "measure_throughput", "soak"]
 
@@ -98,12 +105,19 @@ def measure_throughput(threads: int = 1, repeats: int = 20) -> dict[str, float]:
     return {"matmul": matmul_rate, "conv": conv_rate, "flops_per_second": max(matmul_rate, conv_rate)}
 
 
-def _at_size(model: TrackerModel, size: tuple[int, int]) -> TrackerModel:
-    """The same weights at another input size (the backbones pool globally, so any size works)."""
-    resized = model_from_config(dataclasses.replace(model.config, input_size=size))
-    assert isinstance(resized, TrackerModel)
-    resized.load_state_dict(model.state_dict())
-    return resized.eval()
+def _variant(model: TrackerModel, **changes: Any) -> TrackerModel:
+    """The model with config `changes` (e.g. another input size; the backbones pool globally, so any size works)
+    and every weight of `model` whose name and shape it shares: all of them for a convolutional tracker at another
+    size; the rest (an attention module's per-location embedding, layers a module lacks) keep their initialization,
+    which changes no timing."""
+    variant = model_from_config(dataclasses.replace(model.config, **changes))
+    assert isinstance(variant, TrackerModel)
+    own = variant.state_dict()
+    variant.load_state_dict(
+        {key: value for key, value in model.state_dict().items() if key in own and own[key].shape == value.shape},
+        strict=False,
+    )
+    return variant.eval()
 
 
 def _frames(cameras: tuple[str, ...], size: tuple[int, int], count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
@@ -114,17 +128,55 @@ def _frames(cameras: tuple[str, ...], size: tuple[int, int], count: int, seed: i
     return [{c: np.clip(base + rng.normal(0, 8, size), 0, 255).astype(np.uint8) for c in cameras} for _ in range(count)]
 
 
+def _options(path: Path, threads: int, model: TrackerModel, inputs: list[dict[str, np.ndarray]]) -> TrackerOptions:
+    """Tracker options for an exported `model`; a calibrated encoder's profile is enrolled from `inputs` (one
+    frame per anchor)."""
+    anchors = model.config.anchors if isinstance(model, CalibratedEncoder) else ()
+    if not anchors:
+        return TrackerOptions(path, threads=threads)
+    memory = AnchorEnroller(path).enroll({name: [inputs[i % len(inputs)]] for i, name in enumerate(anchors)})
+    return TrackerOptions(path, threads=threads, profile=Profile("bench", memories={memory.model_id: memory}))
+
+
+def _anchor_overhead(
+    model: TrackerModel, name: str, inputs: list[dict[str, np.ndarray]], threads: int, frames: int, directory: Path
+) -> dict[str, Any]:
+    """Per-frame `Tracker.track` latency of a calibrated `model` with its anchors and of the same encoder without
+    (module `none`), the two trackers alternating frame by frame (which goes first alternates too)."""
+    bare = _variant(model, calibration="none")
+    size = "x".join(map(str, model.config.input_size))
+    paths = [export_onnx(m, directory / f"{size}-{label}.onnx", name) for m, label in ((model, "a"), (bare, "n"))]
+    latency: list[list[float]] = [[], []]
+    with (
+        Tracker.create(_options(paths[0], threads, model, inputs)) as anchored,
+        Tracker.create(_options(paths[1], threads, bare, inputs)) as plain,
+    ):
+        trackers = (anchored, plain)
+        warmup = 20
+        for i in range(warmup + frames):
+            for j in (0, 1) if i % 2 == 0 else (1, 0):
+                result = trackers[j].track(inputs[i % len(inputs)], i / 72.0)
+                if i >= warmup:
+                    latency[j].append(result.latency_ms)
+    p50 = [float(np.percentile(values, 50)) for values in latency]
+    return {
+        "anchor_overhead": p50[0] / p50[1] - 1.0,
+        "with_anchors": {"latency_ms_p50": p50[0], "latency_ms_p99": float(np.percentile(latency[0], 99))},
+        "without_anchors": {"latency_ms_p50": p50[1], "latency_ms_p99": float(np.percentile(latency[1], 99))},
+    }
+
+
 def _latency_case(
     model: TrackerModel, name: str, size: tuple[int, int], threads: int, frames: int, directory: Path, rate: float
 ) -> dict[str, Any]:
-    sized = _at_size(model, size)
+    sized = _variant(model, input_size=size)
     path = export_onnx(sized, directory / f"{size[0]}x{size[1]}.onnx", name)
     flops = 2 * count_macs(sized)
     cameras = sized.config.cameras
     inputs = _frames(cameras, size, 64)
     latency, end_to_end = [], []
     with (
-        Tracker.create(TrackerOptions(path, threads=threads)) as tracker,
+        Tracker.create(_options(path, threads, sized, inputs)) as tracker,
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver,
     ):
         receiver.bind(("127.0.0.1", 0))
@@ -141,6 +193,8 @@ def _latency_case(
                     latency.append(result.latency_ms)
     p50 = float(np.percentile(latency, 50))
     bound_ms = flops / rate * 1000.0
+    calibrated = isinstance(sized, CalibratedEncoder) and bool(sized.config.anchors)
+    overhead = _anchor_overhead(sized, name, inputs, threads, frames, directory) if calibrated else None
     return {
         "cameras": len(cameras),
         "input_size": list(size),
@@ -151,17 +205,22 @@ def _latency_case(
         "ratio_to_bound": p50 / bound_ms,
         "end_to_end_ms_p50": float(np.percentile(end_to_end, 50)),
         "end_to_end_ms_p99": float(np.percentile(end_to_end, 99)),
+        "anchor_overhead": None if overhead is None else overhead["anchor_overhead"],
+        "anchor_timing": overhead,
     }
 
 
-def benchmark_latency(model: TrackerModel, name: str, threads: int = 1, frames: int = 500) -> dict[str, Any]:
-    """Latency of `model` at 192 x 192 (the top-level keys; the issue's target case) and at its own input size
-    (`native`, the same numbers when that is 192 x 192), with the compute bound measured in the same run."""
+def benchmark_latency(
+    model: TrackerModel, name: str, threads: int = 1, frames: int = 500, native_size: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """Latency of `model` at 192 x 192 (the top-level keys; the issue's target case) and at its own input size or
+    `native_size` (`native`, the same numbers when that is 192 x 192), with the compute bound measured in the same
+    run."""
     throughput = measure_throughput(threads)
     rate = throughput["flops_per_second"]
     with tempfile.TemporaryDirectory(prefix="egoface-latency-") as directory:
         target = _latency_case(model, name, (192, 192), threads, frames, Path(directory), rate)
-        height, width = model.config.input_size
+        height, width = native_size or model.config.input_size
         native = (
             target
             if (height, width) == (192, 192)
