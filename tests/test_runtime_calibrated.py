@@ -19,7 +19,9 @@ import pytest
 import torch
 
 from egoface.cli.main import main
+from egoface.cli.runtime import model_file
 from egoface.data import DatasetStore
+from egoface.models import save_model
 from egoface.models.calibrated import CALIBRATION_MODULES, CalibratedEncoder, create_calibrated_model
 from egoface.runtime.calibration import Profile, ProfileStore
 from egoface.runtime.export import ANCHOR_METADATA_KEYS, METADATA_KEYS, OUTPUT_NAMES, enroll_graph_path, export_onnx
@@ -228,3 +230,13 @@ def test_bench_latency_measures_the_anchor_overhead(capsys) -> None:
         assert case["anchor_overhead"] == pytest.approx(with_p50 / without_p50 - 1.0)
         assert with_p50 > 0 and without_p50 > 0
     assert result["native"]["input_size"] == [32, 32]
+
+
+def test_model_file_exports_a_calibrated_run_with_its_enroll_graph(tmp_path) -> None:
+    save_model(calibrated("pooling"), tmp_path / "run" / "model.pt", step=1)
+    first = model_file(str(tmp_path / "run"), cache=tmp_path / "cache")
+    enroll = enroll_graph_path(first)
+    assert enroll.is_file()
+    enroll.unlink()  # a cache missing half of the pair is exported again
+    assert model_file(str(tmp_path / "run"), cache=tmp_path / "cache") == first and enroll.is_file()
+    assert AnchorEnroller(first).anchor_input.module == "pooling"

@@ -105,10 +105,18 @@ def model_file(spec: str, cache: Path | None = None) -> Path:
         raise FileNotFoundError(f"--model {spec}: no exported .onnx and no trained weights at {weights}")
     key = hashlib.sha256(f"{weights.resolve()}:{weights.stat().st_mtime_ns}".encode()).hexdigest()[:16]
     out = (cache or Path.home() / ".cache" / "egoface" / "onnx") / f"{key}.onnx"
-    if not out.is_file():
+    if not out.is_file() or _lacks_enroll_graph(out):
         console.print(f"exporting {spec} to {out}")
         export_onnx(load_tracker_model(spec), out, spec)
     return out
+
+
+def _lacks_enroll_graph(path: Path) -> bool:
+    """Whether `path` is a calibrated encoder whose enrollment graph is not beside it."""
+    from egoface.runtime.tracker import AnchorInput, read_metadata
+
+    anchor_input = AnchorInput.from_metadata(read_metadata(path))
+    return anchor_input is not None and not (path.parent / anchor_input.enroll_graph).is_file()
 
 
 def _export(args: argparse.Namespace) -> int:
