@@ -10,9 +10,9 @@ the fastest of 20 timed runs, in the same run. End to end is a frame handed to t
 loopback.
 
 An anchor-calibrated encoder is timed with a profile enrolled through its enrollment graph (the anchor memory fed
-every frame), and beside the same encoder without anchors (module `none`, the weights of the same shapes copied):
-two trackers run frame by frame in alternation, so the machine's load falls on both alike, and `anchor_overhead` is
-the ratio of their median latencies minus 1.
+every frame; so its profile's calibration runs too), and beside the same encoder without anchors (module `none`,
+the weights of the same shapes copied, given a profile as well): two trackers run frame by frame in alternation, so
+the machine's load falls on both alike, and `anchor_overhead` is the ratio of their median latencies minus 1.
 """
 
 from __future__ import annotations
@@ -128,12 +128,15 @@ def _frames(cameras: tuple[str, ...], size: tuple[int, int], count: int, seed: i
     return [{c: np.clip(base + rng.normal(0, 8, size), 0, 255).astype(np.uint8) for c in cameras} for _ in range(count)]
 
 
-def _options(path: Path, threads: int, model: TrackerModel, inputs: list[dict[str, np.ndarray]]) -> TrackerOptions:
-    """Tracker options for an exported `model`; a calibrated encoder's profile is enrolled from `inputs` (one
-    frame per anchor)."""
+def _options(
+    path: Path, threads: int, model: TrackerModel, inputs: list[dict[str, np.ndarray]], profile: bool = False
+) -> TrackerOptions:
+    """Tracker options for an exported `model`, with a fresh profile (the per-frame calibration runs) when
+    `profile` is set or the model is a calibrated encoder, whose profile needs its anchors: enrolled from `inputs`
+    (one frame per anchor)."""
     anchors = model.config.anchors if isinstance(model, CalibratedEncoder) else ()
     if not anchors:
-        return TrackerOptions(path, threads=threads)
+        return TrackerOptions(path, threads=threads, profile=Profile("bench") if profile else None)
     memory = AnchorEnroller(path).enroll({name: [inputs[i % len(inputs)]] for i, name in enumerate(anchors)})
     return TrackerOptions(path, threads=threads, profile=Profile("bench", memories={memory.model_id: memory}))
 
@@ -142,14 +145,15 @@ def _anchor_overhead(
     model: TrackerModel, name: str, inputs: list[dict[str, np.ndarray]], threads: int, frames: int, directory: Path
 ) -> dict[str, Any]:
     """Per-frame `Tracker.track` latency of a calibrated `model` with its anchors and of the same encoder without
-    (module `none`), the two trackers alternating frame by frame (which goes first alternates too)."""
+    (module `none`), the two trackers alternating frame by frame (which goes first alternates too), both with a
+    profile (the same per-frame calibration work)."""
     bare = _variant(model, calibration="none")
     size = "x".join(map(str, model.config.input_size))
     paths = [export_onnx(m, directory / f"{size}-{label}.onnx", name) for m, label in ((model, "a"), (bare, "n"))]
     latency: list[list[float]] = [[], []]
     with (
         Tracker.create(_options(paths[0], threads, model, inputs)) as anchored,
-        Tracker.create(_options(paths[1], threads, bare, inputs)) as plain,
+        Tracker.create(_options(paths[1], threads, bare, inputs, profile=True)) as plain,  # the same calibration
     ):
         trackers = (anchored, plain)
         warmup = 20
