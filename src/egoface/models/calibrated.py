@@ -371,7 +371,7 @@ class CalibratedEncoder(TrackerModel):
                 if have != want:
                     raise ValueError(f"cached {role} features have shape {have}, expected {want}")
             with torch.no_grad():
-                memory = {role: self._prepare(role, maps[None]) for role, maps in cache.features.items()}
+                memory = {role: self.prepare_memory(role, maps[None]) for role, maps in cache.features.items()}
         self._anchors, self._memory = cache, memory
 
     @property
@@ -379,11 +379,11 @@ class CalibratedEncoder(TrackerModel):
         """The cache `forward` uses (None before `set_anchors`)."""
         return self._anchors
 
-    def _prepare(self, role: str, maps: torch.Tensor) -> torch.Tensor:
+    def prepare_memory(self, role: str, maps: torch.Tensor) -> torch.Tensor:
         """maps (B, k, M, c, h, w) -> the role's calibration memory (B, k, ...)."""
         return self._branch(role).calibrate.prepare(maps.flatten(0, 1)).unflatten(0, maps.shape[:2])
 
-    def _features(self, x: torch.Tensor, memory: dict[str, torch.Tensor]) -> torch.Tensor:
+    def features_with_memory(self, x: torch.Tensor, memory: dict[str, torch.Tensor]) -> torch.Tensor:
         """x: images (B, C, 1, H, W); memory: per role (B or 1, k, ...) -> (B, 4 F), camera-major."""
         self._check_input(x, "images")
         out = []
@@ -397,7 +397,7 @@ class CalibratedEncoder(TrackerModel):
     def features_with_anchors(self, x: torch.Tensor, anchors: dict[str, torch.Tensor]) -> torch.Tensor:
         """x: images (B, C, 1, H, W); anchors: per role (B or 1, k, M, c, h, w) phi_exp maps -> (B, 4 F),
         camera-major (eye_left, eye_right, mouth_left, mouth_right)."""
-        return self._features(x, {role: self._prepare(role, maps) for role, maps in anchors.items()})
+        return self.features_with_memory(x, {role: self.prepare_memory(role, maps) for role, maps in anchors.items()})
 
     def forward_with_anchor_images(self, x: torch.Tensor, anchor_images: torch.Tensor) -> TrackerOutput:
         """Training path: x (B, C, 1, H, W), anchor_images (B, M, C, 1, H, W), both normalized; phi_exp of the
@@ -414,7 +414,7 @@ class CalibratedEncoder(TrackerModel):
             empty = {role: x.new_zeros(1, len(self._cameras[role]), 0, *self._branch(role).map_shape)
                      for role in _BRANCH_ROLES}  # fmt: skip
             return self.features_with_anchors(x, empty)
-        return self._features(x, self._memory)
+        return self.features_with_memory(x, self._memory)
 
     def forward_head(self, features: torch.Tensor) -> TrackerOutput:
         """features (B, 4 F) -> TrackerOutput: f_fuse on all four cameras, f_gaze on the eye cameras."""

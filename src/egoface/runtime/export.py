@@ -143,9 +143,9 @@ class _CalibratedExportWrapper(nn.Module):
             count = math.prod(shape)
             parts[role] = memory[start : start + count].reshape(1, *shape)  # (1, k, ...)
             start += count
-        # `_features` is the calibrated encoder's per-frame path with a given memory (what `forward` runs after
-        # `set_anchors`); the graph takes the memory as an input instead of the model's stored one
-        features = self.model._features(x, parts)
+        # `features_with_memory` is the calibrated encoder's per-frame path with a given memory (what `forward`
+        # runs after `set_anchors`); the graph takes the memory as an input instead of the model's stored one
+        features = self.model.features_with_memory(x, parts)
         out = self.model.forward_head(features)
         return out.expression, out.free_expression, out.gaze, features
 
@@ -160,7 +160,7 @@ class _EnrollWrapper(nn.Module):
 
     def forward(self, anchor_images: torch.Tensor) -> torch.Tensor:
         maps = self.model.encode_anchors(anchor_images[None])  # per role (1, k, M, c, h, w)
-        return torch.cat([self.model._prepare(role, maps[role]).reshape(-1) for role in self.model.branches])
+        return torch.cat([self.model.prepare_memory(role, maps[role]).reshape(-1) for role in self.model.branches])
 
 
 def model_id(model: TrackerModel) -> str:
@@ -231,7 +231,7 @@ def export_onnx(
     anchor_shape = (len(model.config.anchors), *model.input_shape)  # (M, C, 1, H, W)
     with torch.no_grad():
         maps = model.eval().encode_anchors(torch.zeros(1, *anchor_shape))
-        roles = [(role, tuple(model._prepare(role, maps[role]).shape[1:])) for role in model.branches]
+        roles = [(role, tuple(model.prepare_memory(role, maps[role]).shape[1:])) for role in model.branches]
     size = sum(math.prod(shape) for _, shape in roles)
     enroll_path = enroll_graph_path(out)
     enroll_metadata = {"egoface.model_id": identity, "egoface.model_name": model_name, "egoface.role": "enroll"}
