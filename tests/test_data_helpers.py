@@ -18,7 +18,7 @@ def make_subject(subject: str, domain: str = "synthetic", split: str = "train", 
         domain=domain,
         split=split,
         face_model="procedural",
-        identity=np.linspace(-1, 1, 7, dtype=np.float32),
+        identity=np.linspace(-1, 1, 36, dtype=np.float32),  # the procedural face model's 36 components
         appearance={"skin_albedo": 0.6, "beard": False, "glasses": None},
         idiosyncrasies={"jawOpen": [0.1, 0.2]} if domain == "real" else None,
         rig_name="quest-pro-4",

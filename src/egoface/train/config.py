@@ -249,8 +249,9 @@ PRESETS: dict[str, TrainConfig] = {
         val_every=1,
         checkpoint_every=1,
     ),
-    # The shipped model: refa_lite at 96x96, 3000 steps x 32 samples, L1 + L2 on the coefficients, no CutMix (a
-    # patch of another frame's mouth contradicts the mixed label more than it regularizes at this budget).
+    # The shipped model: refa_lite at 96x96, 3000 steps x 32 samples, L1 + L2 on the coefficients plus the rig-mesh
+    # L1 in mm (Universal Eq. 13: it weighs each coefficient by how far it moves the face, as mesh L2 does), no
+    # CutMix (a patch of another frame's mouth contradicts the mixed label more than it regularizes at this budget).
     "default": TrainConfig(
         model="refa_lite",
         input_size=(96, 96),
@@ -259,7 +260,7 @@ PRESETS: dict[str, TrainConfig] = {
         cutmix=False,
         data=DataConfig(num_workers=2),
         optim=OptimConfig(lr=1e-3, weight_decay=1e-5, warmup_steps=100, grad_clip=5.0),
-        loss=LossConfig(expression=1.0, expression_l2=1.0),
+        loss=LossConfig(expression=1.0, expression_l2=1.0, geometry=1.0),
     ),
     # The anchor-calibrated encoder (Universal Sec. 4.3) in tests and smoke runs: tiny data has these anchors.
     "calibrated-tiny": TrainConfig(
