@@ -13,7 +13,7 @@ from egoface.cli._common import console, print_json, progress_bar
 
 #: `egoface.capture.generate.GENERATION_PRESETS`' names, here so the CLI starts without importing the renderer
 #: (tests/test_cli.py checks they agree).
-GENERATION_PRESET_NAMES = ("tiny", "small", "default", "many", "paper", "demo")
+GENERATION_PRESET_NAMES = ("tiny", "small", "default", "many", "paper", "many-192", "demo")
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -125,6 +125,15 @@ register_backbone(
     ),
 )
 
+# resnet_lite's layers behind a 5x5 stride-4 stem: at 192x192 in, the same 48x48 map and cost as resnet_lite at 96x96
+# (the stem reads every input pixel: its 5x5 windows overlap at stride 4).
+register_backbone(
+    "resnet_lite_s4",
+    ResNetConfig(
+        stem_channels=16, stem_kernel=5, stem_stride=4, stem_pool=False, channels=(16, 32, 64, 96), depths=(1, 1, 1, 1)
+    ),
+)
+
 _RE, _HS = "relu", "hardswish"
 # MobileNetV3-Small (Howard et al. 2019, Table 2) without the classifier; 576 features, stride 32.
 register_backbone(
