@@ -261,20 +261,13 @@ def _datasets(
 
 def _train_batches(dataset: HeadsetDataset, config: TrainConfig, start: int, stop: int) -> Iterator[Batch]:
     """The batches of steps [start, stop) (`_epoch_batches`), loaded in order."""
+    per_epoch = len(_epoch_batches(dataset, config, 0))  # the same count every epoch
     step = start
     while step < stop:
-        epoch, first = divmod(step, _batches_per_epoch(dataset, config))
-        epoch_batches = _epoch_batches(dataset, config, epoch)
-        last = min(len(epoch_batches), first + stop - step)
-        yield from _loader(dataset, epoch_batches[first:last], config)
+        epoch, first = divmod(step, per_epoch)
+        last = min(per_epoch, first + stop - step)
+        yield from _loader(dataset, _epoch_batches(dataset, config, epoch)[first:last], config)
         step += last - first
-
-
-def _batches_per_epoch(dataset: HeadsetDataset, config: TrainConfig) -> int:
-    if not config.data.subjects_per_batch:
-        return len(dataset) // config.batch_size
-    run = config.batch_size // config.data.subjects_per_batch
-    return sum(ref.frames // run for ref in dataset.recordings) // config.data.subjects_per_batch
 
 
 def _epoch_batches(dataset: HeadsetDataset, config: TrainConfig, epoch: int) -> list[list[int]]:
