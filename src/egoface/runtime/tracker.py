@@ -278,19 +278,28 @@ def _check_frames(frames: Frames, cameras: tuple[str, ...]) -> list[np.ndarray |
     return images
 
 
-def _open_model(path: str | os.PathLike[str], threads: int) -> tuple[ort.InferenceSession, dict[str, str]]:
+def _session(file: Path, threads: int, optimized: bool = True) -> ort.InferenceSession:
+    """An onnxruntime session on the CPU with `threads` intra-op threads (graph optimizations off when only the
+    file's metadata is wanted)."""
+    settings = ort.SessionOptions()
+    settings.intra_op_num_threads = threads
+    settings.inter_op_num_threads = 1
+    settings.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    level = ort.GraphOptimizationLevel
+    settings.graph_optimization_level = level.ORT_ENABLE_ALL if optimized else level.ORT_DISABLE_ALL
+    return ort.InferenceSession(str(file), settings, providers=["CPUExecutionProvider"])
+
+
+def _open_model(
+    path: str | os.PathLike[str], threads: int, optimized: bool = True
+) -> tuple[ort.InferenceSession, dict[str, str]]:
     """An onnxruntime session on the CPU with `threads` intra-op threads, and the file's egoface metadata."""
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"no model file at {file}; export one with `egoface export --out {file.name}`")
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    settings = ort.SessionOptions()
-    settings.intra_op_num_threads = threads
-    settings.inter_op_num_threads = 1
-    settings.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    settings.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(file), settings, providers=["CPUExecutionProvider"])
+    session = _session(file, threads, optimized)
     metadata = dict(session.get_modelmeta().custom_metadata_map)
     required = ("egoface.cameras", "egoface.input_size", "egoface.normalization", "egoface.expression_names")
     missing = [key for key in required if key not in metadata]
@@ -301,7 +310,7 @@ def _open_model(path: str | os.PathLike[str], threads: int) -> tuple[ort.Inferen
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """An exported model file's egoface metadata (`egoface.runtime.export.METADATA_KEYS`)."""
-    return _open_model(path, 1)[1]
+    return _open_model(path, 1, optimized=False)[1]
 
 
 class AnchorEnroller:
@@ -362,9 +371,7 @@ class AnchorEnroller:
 
 
 def _open_enroll_graph(path: Path, threads: int) -> tuple[ort.InferenceSession, dict[str, str]]:
-    settings = ort.SessionOptions()
-    settings.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(path), settings, providers=["CPUExecutionProvider"])
+    session = _session(path, threads)
     return session, dict(session.get_modelmeta().custom_metadata_map)
 
 
