@@ -3,6 +3,7 @@ obliqueness from geometry, domain policy, and generation that resumes after an i
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -161,6 +162,16 @@ def test_real_domain_labels_reach_only_the_evaluation_reader(tmp_path, rig) -> N
     assert stored.labels is None and stored.segments is not None  # art priors may train, true labels may not
     withheld = OracleReader(tmp_path).labels("real-0000", "script")
     np.testing.assert_array_equal(withheld.expression, recording.labels.expression)
+
+
+def test_synthetic_subjects_get_idiosyncrasies_only_when_asked(rig, synthetic_recording) -> None:
+    assert synthetic_recording.subject.idiosyncrasies is None  # the synthetic domain's own: the generic rig
+    plan = SubjectPlan("synthetic-0000", 0, "synthetic", "train", seed=11)
+    personal = record_subject(plan, rig, dataclasses.replace(FAST, idiosyncrasies=2.0)).subject.idiosyncrasies
+    assert personal is not None and personal["perturbation"] == 0.5  # strength 2: twice the real domain's 25%
+    assert np.std(personal["amplitude"]) > 0.2  # per-shape gains about 1 +- 0.4
+    with pytest.raises(ValueError, match="idiosyncrasies must be a strength"):
+        CaptureSettings(idiosyncrasies=-1.0)
 
 
 def test_unlabeled_recordings_carry_no_labels_and_subject_appearance_round_trips(rig) -> None:

@@ -61,19 +61,23 @@ class SubjectPlan:
 class CaptureSettings:
     """script: capture-script preset; resolution: (width, height) px for every camera, None = each camera's own;
     fps: capture rate, None = the rig's; ood_rate: chance per expression segment of an out-of-distribution event;
-    recording: the recording's name."""
+    recording: the recording's name; idiosyncrasies: strength of every subject's person-specific idiosyncrasies
+    (`egoface.face.rig.sample_idiosyncrasies`), None = its domain's (0 synthetic, 1 real)."""
 
     script: str = "tiny"
     resolution: tuple[int, int] | None = None
     fps: float | None = None
     ood_rate: float = 0.05
     recording: str = "script"
+    idiosyncrasies: float | None = None
 
     def __post_init__(self) -> None:
         if self.script not in PRESETS:
             raise ValueError(f"script must be one of {PRESETS}, got {self.script!r}")
         if not 0.0 <= self.ood_rate <= 1.0:
             raise ValueError(f"ood_rate must be in [0, 1], got {self.ood_rate}")
+        if self.idiosyncrasies is not None and not 0.0 <= self.idiosyncrasies <= 4.0:
+            raise ValueError(f"idiosyncrasies must be a strength in [0, 4] or None, got {self.idiosyncrasies}")
 
 
 def record_subject(
@@ -88,11 +92,8 @@ def record_subject(
     model = shared_face_model(plan.face_model)
     identity = rng.standard_normal(model.num_identity_components).astype(np.float32)
     appearance = look.appearance(rng)
-    idiosyncrasies = (
-        sample_idiosyncrasies(int(rng.integers(2**31)), look.idiosyncrasy_strength)
-        if look.idiosyncrasy_strength > 0
-        else None
-    )
+    strength = look.idiosyncrasy_strength if settings.idiosyncrasies is None else settings.idiosyncrasies
+    idiosyncrasies = sample_idiosyncrasies(int(rng.integers(2**31)), strength) if strength > 0 else None
     face_rig = model.rig(torch.from_numpy(identity), idiosyncrasies)
     fps = settings.fps or rig.cameras[0].fps
     script = build_script(settings.script, fps)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 from pathlib import Path
 
@@ -28,6 +29,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     generate.add_argument("--shard", default="0/1", help="generate only shard i of n (zero-based), e.g. 0/4")
     generate.add_argument("--real-faces", default=None, help="face model of the real domain, e.g. ict:PATH")
     generate.add_argument("--seed", type=int, default=0, help="dataset seed")
+    generate.add_argument(
+        "--idiosyncrasies",
+        type=float,
+        default=None,
+        metavar="STRENGTH",
+        help="person-specific expression idiosyncrasies for every domain (1 = the real domain's: per-shape gain "
+        "+-20%%, asymmetry +-15%%, 25%% perturbed shapes; default: each domain's own, 0 for synthetic)",
+    )
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
     generate.add_argument("--out", required=True, help="dataset directory (created or resumed)")
     generate.set_defaults(run=_generate)
@@ -63,7 +72,7 @@ def _generate(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard)
     rig = load_rig(args.headset)
     preset = GENERATION_PRESETS[args.preset]
-    settings = preset.settings(rig)
+    settings = dataclasses.replace(preset.settings(rig), idiosyncrasies=args.idiosyncrasies)
     domains = [d.strip() for d in args.domains.split(",") if d.strip()]
     plans = plan_subjects(
         domains,

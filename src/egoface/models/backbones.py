@@ -65,7 +65,12 @@ class ResNet(Backbone):
         self.config = config
         width = [make_divisible(c * config.width_mult) for c in config.channels]
         stem_width = make_divisible(config.stem_channels * config.width_mult)
-        stem: list[nn.Module] = [ConvBnAct(config.in_chans, stem_width, config.stem_kernel, config.stem_stride)]
+        stem: list[nn.Module] = []
+        stem_in = config.in_chans
+        if config.reduce_channels:
+            stem_in = make_divisible(config.reduce_channels * config.width_mult)
+            stem.append(ConvBnAct(config.in_chans, stem_in, 3, 2))
+        stem.append(ConvBnAct(stem_in, stem_width, config.stem_kernel, config.stem_stride))
         if config.stem_pool:
             stem.append(nn.MaxPool2d(3, 2, padding=1))
         self.stem = nn.Sequential(*stem)
@@ -133,6 +138,10 @@ register_backbone(
         stem_channels=16, stem_kernel=5, stem_stride=4, stem_pool=False, channels=(16, 32, 64, 96), depths=(1, 1, 1, 1)
     ),
 )
+
+# resnet_lite behind a learned 2x reduction (3x3 stride-2 conv to 8 channels): at 192x192 in, resnet_lite's 96x96
+# path plus ~6 MFLOPs per camera.
+register_backbone("resnet_lite_192", replace(get_backbone_config("resnet_lite"), reduce_channels=8))
 
 _RE, _HS = "relu", "hardswish"
 # MobileNetV3-Small (Howard et al. 2019, Table 2) without the classifier; 576 features, stride 32.

@@ -8,8 +8,10 @@ maps of the same camera; the rest of the backbone (the fused tail) pools each ca
     z_U = [eye_left, eye_right features], z_L = [mouth_left, mouth_right features]
     free expression (45) = f_fuse([z_U, z_L]),  gaze (2, 2) deg = f_gaze(z_U)       (2-layer MLPs)
 
-The backbone is split as the paper splits its MobileNetV3: phi_exp = stem + body[:-2], tail = body[-2:] (the last
-block and the 1x1 head conv for a MobileNetV3, the last two stages for a ResNet). Calibration modules
+The backbone is split as the paper splits its MobileNetV3, before its last block: phi_exp = stem + body[:-n], tail =
+body[-n:] (n = 2 for a MobileNetV3: the last block and the 1x1 head conv; n = 1 for a ResNet: its last stage).
+Fusing that late keeps the per-frame cost of the anchors small: the fused map is the network's second smallest.
+Calibration modules
 (`CALIBRATION_MODULES`, Table 3), each `(current (N, c, h, w), anchors (N, M, c, h, w)) -> (N, c, h, w)`:
 
 - `late_fusion` (default): channel concatenation [current, anchor_1 .. anchor_M], a 1x1 conv-BN-act back to c
@@ -70,7 +72,7 @@ DEFAULT_ANCHORS: tuple[str, ...] = (
     "neutral", "maximal_jaw_drop", "big_smile", "pucker", "raised_brows", "closed_eyes",
 )  # fmt: skip
 _BRANCH_ROLES = ("eye", "mouth")  # upper face, lower face
-_TAIL_LAYERS = 2  # layers of the backbone body after the calibration module
+_TAIL_LAYERS = {"mobilenetv3": 2, "resnet": 1}  # layers of the backbone body after the calibration module
 
 
 @dataclass(frozen=True)
@@ -238,16 +240,17 @@ class _Branch(nn.Module):
         backbone = backbone_from_config(replace(config.backbone, in_chans=in_chans))
         assert isinstance(backbone, Backbone)
         layers = list(backbone.body.children())
-        if len(layers) <= _TAIL_LAYERS:
-            raise ValueError(f"the calibrated encoder splits the backbone body before its last {_TAIL_LAYERS} "
+        tail = _TAIL_LAYERS[config.backbone.family]
+        if len(layers) <= tail:
+            raise ValueError(f"the calibrated encoder splits the backbone body before its last {tail} "
                              f"layers; this backbone has {len(layers)}")  # fmt: skip
         if early:
             self.exp: nn.Module = nn.Identity()
             self.tail = nn.Sequential(backbone.stem, *layers)
             shape = (1, *config.input_size)
         else:
-            self.exp = nn.Sequential(backbone.stem, *layers[:-_TAIL_LAYERS])
-            self.tail = nn.Sequential(*layers[-_TAIL_LAYERS:])
+            self.exp = nn.Sequential(backbone.stem, *layers[:-tail])
+            self.tail = nn.Sequential(*layers[-tail:])
             with torch.no_grad():
                 shape = tuple(self.exp.eval()(torch.zeros(1, 1, *config.input_size)).shape[1:])
         self.map_shape: tuple[int, int, int] = (int(shape[0]), int(shape[1]), int(shape[2]))  # (c, h, w) of phi_exp
@@ -445,7 +448,7 @@ _CALIBRATED.register(
     "calibrated_nano",
     CalibratedModelConfig(arch="calibrated", backbone=get_backbone_config("resnet_nano"), hidden_features=64),
 )
-# The shipped tracker's encoder (refa_lite's ResNet: phi_exp = stem + two stages, 32 channels at stride 4).
+# The shipped tracker's encoder (refa_lite's ResNet: phi_exp = stem + three stages, 64 channels at stride 8).
 _CALIBRATED.register(
     "calibrated_lite",
     CalibratedModelConfig(arch="calibrated", backbone=get_backbone_config("resnet_lite"), hidden_features=128),

@@ -46,7 +46,8 @@ def camera_side(camera: str) -> str | None:
 class ResNetConfig:
     """A ResNet-like CNN (REFA Sec. 7.1): conv-BN-ReLU stem (+ optional 3x3/2 max-pool), then one stage of basic
     residual blocks per entry of `channels`/`depths` (the first stage keeps the resolution, each later one halves
-    it), then global average pooling to `channels[-1] * width_mult` features.
+    it), then global average pooling to `channels[-1] * width_mult` features. `reduce_channels` > 0 puts a 3x3
+    stride-2 conv-BN-ReLU of that width before the stem: a learned 2x reduction for high-resolution input.
 
     Every channel count is multiplied by `width_mult` and rounded to a multiple of 8. The network accepts any input
     resolution; the output stride is `stem_stride * (2 if stem_pool) * 2 ** (len(channels) - 1)`.
@@ -59,6 +60,7 @@ class ResNetConfig:
     stem_kernel: int = 7
     stem_stride: int = 2
     stem_pool: bool = True
+    reduce_channels: int = 0
     channels: tuple[int, ...] = (64, 128, 256, 512)
     depths: tuple[int, ...] = (2, 2, 2, 2)
 
@@ -69,7 +71,7 @@ class ResNetConfig:
             raise ValueError(
                 f"ResNetConfig needs one depth per stage, got channels={self.channels} and depths={self.depths}"
             )
-        if min(self.channels) < 1 or min(self.depths) < 1 or self.stem_kernel < 1:
+        if min(self.channels) < 1 or min(self.depths) < 1 or self.stem_kernel < 1 or self.reduce_channels < 0:
             raise ValueError(f"ResNetConfig sizes must be positive, got {self}")
 
 

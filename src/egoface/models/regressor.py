@@ -248,6 +248,12 @@ register_model(
     ),
 )
 register_model(
+    "refa_lite_192",
+    ModelConfig(
+        arch="refa", backbone=get_backbone_config("resnet_lite_192"), hidden_features=128, input_size=(192, 192)
+    ),
+)
+register_model(
     "refa_mobilenetv3_tiny",
     ModelConfig(arch="refa", backbone=get_backbone_config("mobilenetv3_tiny"), hidden_features=128),
 )
