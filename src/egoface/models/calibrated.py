@@ -15,11 +15,12 @@ Calibration modules
 (`CALIBRATION_MODULES`, Table 3), each `(current (N, c, h, w), anchors (N, M, c, h, w)) -> (N, c, h, w)`:
 
 - `late_fusion` (default): channel concatenation [current, anchor_1 .. anchor_M], a 1x1 conv-BN-act back to c
-  channels, then the tail's convolution blocks;
+  channels added to the current map (a residual: training starts from the encoder without anchors instead of from
+  a map in which the current frame is one input in 1 + M), then the tail's convolution blocks;
 - `cross_attention`: current tokens (h*w) are queries, the anchors' M*h*w tokens keys and values;
 - `self_attention`: one pre-norm Transformer encoder layer over the concatenated current and anchor tokens, the
   current tokens kept;
-- `pooling`: element-wise max over the anchors (PointNet, Qi et al.), concatenated with current, 1x1 conv;
+- `pooling`: element-wise max over the anchors (PointNet, Qi et al.), concatenated with current, 1x1 conv, residual;
 - `early_fusion`: the raw current and anchor images concatenated as input channels of the whole backbone
   (phi_exp is the identity, so the "anchor features" cached at enrollment are the normalized anchor images);
 - `none`: the same encoder without anchors (the uncalibrated reference).
@@ -162,7 +163,7 @@ class _EarlyFusion(_Calibration):
 
 
 class _ConcatFusion(_Calibration):
-    """[current, summary of the anchors] along channels -> 1x1 conv-BN-hardswish back to c channels. The summary is
+    """current + (1x1 conv-BN-hardswish of [current, summary of the anchors] along channels). The summary is
     every anchor map (`late_fusion`) or their element-wise max (`pooling`, order-free). The bias-free 1x1 conv is
     linear, so it splits into a current part and an anchor part; `prepare` computes the anchor part, leaving a
     c -> c conv per frame."""
@@ -178,7 +179,7 @@ class _ConcatFusion(_Calibration):
 
     def forward(self, current: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         _, norm, act = self.fuse
-        return act(norm(F.conv2d(current, self._weight()[:, : self.channels]) + memory))
+        return current + act(norm(F.conv2d(current, self._weight()[:, : self.channels]) + memory))
 
     def _weight(self) -> torch.Tensor:
         """The 1x1 conv's weight (c, c + summary channels, 1, 1): input channels [current, summary]."""
