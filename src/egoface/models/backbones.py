@@ -141,7 +141,18 @@ register_backbone(
 
 # resnet_lite behind a learned 2x reduction (3x3 stride-2 conv to 8 channels): at 192x192 in, resnet_lite's 96x96
 # path plus ~6 MFLOPs per camera.
-register_backbone("resnet_lite_192", replace(get_backbone_config("resnet_lite"), reduce_channels=8))
+register_backbone(
+    "resnet_lite_192",
+    ResNetConfig(
+        reduce_channels=8,
+        stem_channels=16,
+        stem_kernel=3,
+        stem_stride=2,
+        stem_pool=False,
+        channels=(16, 32, 64, 96),
+        depths=(1, 1, 1, 1),
+    ),
+)
 
 _RE, _HS = "relu", "hardswish"
 # MobileNetV3-Small (Howard et al. 2019, Table 2) without the classifier; 576 features, stride 32.
