@@ -51,6 +51,8 @@ def test_raw_output_equals_eager_torch() -> None:
     model = small_model("refa_nano", 48)
     with Tracker.create(TrackerOptions(exported("refa_nano", 48))) as tracker:
         got = tracker.infer(images)
+    with Tracker.create(TrackerOptions(exported("refa_nano", 48), threads=2, spin=False)) as idle_workers:
+        np.testing.assert_allclose(idle_workers.infer(images).expression, got.expression, atol=1e-6)
     x = prepare_views([images[c] for c in CAMERAS], CAMERAS, (48, 48))[None]
     with torch.no_grad():
         features = model.forward_features(normalize_images(x, model.config))

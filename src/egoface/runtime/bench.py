@@ -129,16 +129,22 @@ def _frames(cameras: tuple[str, ...], size: tuple[int, int], count: int, seed: i
 
 
 def _options(
-    path: Path, threads: int, model: TrackerModel, inputs: list[dict[str, np.ndarray]], profile: bool = False
+    path: Path,
+    threads: int,
+    model: TrackerModel,
+    inputs: list[dict[str, np.ndarray]],
+    profile: bool = False,
+    spin: bool = True,
 ) -> TrackerOptions:
     """Tracker options for an exported `model`, with a fresh profile (the per-frame calibration runs) when
     `profile` is set or the model is a calibrated encoder, whose profile needs its anchors: enrolled from `inputs`
     (one frame per anchor)."""
     anchors = model.config.anchors if isinstance(model, CalibratedEncoder) else ()
     if not anchors:
-        return TrackerOptions(path, threads=threads, profile=Profile("bench") if profile else None)
+        return TrackerOptions(path, threads=threads, profile=Profile("bench") if profile else None, spin=spin)
     memory = AnchorEnroller(path).enroll({name: [inputs[i % len(inputs)]] for i, name in enumerate(anchors)})
-    return TrackerOptions(path, threads=threads, profile=Profile("bench", memories={memory.model_id: memory}))
+    profile_with_anchors = Profile("bench", memories={memory.model_id: memory})
+    return TrackerOptions(path, threads=threads, profile=profile_with_anchors, spin=spin)
 
 
 def _anchor_overhead(
@@ -146,14 +152,15 @@ def _anchor_overhead(
 ) -> dict[str, Any]:
     """Per-frame `Tracker.track` latency of a calibrated `model` with its anchors and of the same encoder without
     (module `none`), the two trackers alternating frame by frame (which goes first alternates too), both with a
-    profile (the same per-frame calibration work)."""
+    profile (the same per-frame calibration work) and without spinning worker threads (the idle tracker's
+    spinning threads would take the cores from the running one: at 2 threads both ran 2x slower, unevenly)."""
     bare = _variant(model, calibration="none")
     size = "x".join(map(str, model.config.input_size))
     paths = [export_onnx(m, directory / f"{size}-{label}.onnx", name) for m, label in ((model, "a"), (bare, "n"))]
     latency: list[list[float]] = [[], []]
     with (
-        Tracker.create(_options(paths[0], threads, model, inputs)) as anchored,
-        Tracker.create(_options(paths[1], threads, bare, inputs, profile=True)) as plain,  # the same calibration
+        Tracker.create(_options(paths[0], threads, model, inputs, spin=False)) as anchored,
+        Tracker.create(_options(paths[1], threads, bare, inputs, profile=True, spin=False)) as plain,
     ):
         trackers = (anchored, plain)
         warmup = 20

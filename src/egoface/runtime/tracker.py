@@ -85,7 +85,9 @@ class TrackerOptions:
     range-of-motion statistics saved back on `close`), a `Profile`, or None (no calibration; an anchor-calibrated
     model needs a profile enrolled with it, `egoface enroll --profile NAME`); rom: range-of-motion
     calibration options; failure: failure-detection thresholds; ood: use the model's feature statistics for
-    out-of-distribution detection when the file has them."""
+    out-of-distribution detection when the file has them; spin: with threads > 1, onnxruntime's worker threads
+    spin between frames (lowest latency for one tracker; turn it off when several trackers share the cores, whose
+    spinning threads would compete for them)."""
 
     model_path: str | os.PathLike[str]
     threads: int = 1
@@ -95,6 +97,7 @@ class TrackerOptions:
     rom: RomOptions = field(default_factory=RomOptions)
     failure: FailureOptions = field(default_factory=FailureOptions)
     ood: bool = True
+    spin: bool = True
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,7 @@ class Tracker:
     def create(cls, options: TrackerOptions) -> Tracker:
         """Open the model file, read its metadata, build the session with `options.threads` threads; for a
         calibrated model, take its anchor memory from the profile."""
-        session, metadata = _open_model(options.model_path, options.threads)
+        session, metadata = _open_model(options.model_path, options.threads, spin=options.spin)
         return cls(options, session, metadata)
 
     def _anchor_memory(self, anchor_input: AnchorInput) -> np.ndarray:
@@ -278,12 +281,13 @@ def _check_frames(frames: Frames, cameras: tuple[str, ...]) -> list[np.ndarray |
     return images
 
 
-def _session(file: Path, threads: int, optimized: bool = True) -> ort.InferenceSession:
-    """An onnxruntime session on the CPU with `threads` intra-op threads (graph optimizations off when only the
-    file's metadata is wanted)."""
+def _session(file: Path, threads: int, optimized: bool = True, spin: bool = True) -> ort.InferenceSession:
+    """An onnxruntime session on the CPU with `threads` intra-op threads, spinning between runs or not (graph
+    optimizations off when only the file's metadata is wanted)."""
     settings = ort.SessionOptions()
     settings.intra_op_num_threads = threads
     settings.inter_op_num_threads = 1
+    settings.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     settings.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     level = ort.GraphOptimizationLevel
     settings.graph_optimization_level = level.ORT_ENABLE_ALL if optimized else level.ORT_DISABLE_ALL
@@ -291,7 +295,7 @@ def _session(file: Path, threads: int, optimized: bool = True) -> ort.InferenceS
 
 
 def _open_model(
-    path: str | os.PathLike[str], threads: int, optimized: bool = True
+    path: str | os.PathLike[str], threads: int, optimized: bool = True, spin: bool = True
 ) -> tuple[ort.InferenceSession, dict[str, str]]:
     """An onnxruntime session on the CPU with `threads` intra-op threads, and the file's egoface metadata."""
     file = Path(path)
@@ -299,7 +303,7 @@ def _open_model(
         raise FileNotFoundError(f"no model file at {file}; export one with `egoface export --out {file.name}`")
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    session = _session(file, threads, optimized)
+    session = _session(file, threads, optimized, spin)
     metadata = dict(session.get_modelmeta().custom_metadata_map)
     required = ("egoface.cameras", "egoface.input_size", "egoface.normalization", "egoface.expression_names")
     missing = [key for key in required if key not in metadata]
