@@ -123,36 +123,16 @@ register_backbone("resnet_nano", replace(get_backbone_config("resnet_tiny"), wid
 
 # The shipped model's encoder: a 3x3 stride-2 stem keeps the detail a stride-4 stem throws away (lip contours and
 # the jaw line are a few pixels wide in the oblique mouth views), one block per stage; 96x96 in -> 96 x 6x6.
-register_backbone(
-    "resnet_lite",
-    ResNetConfig(
-        stem_channels=16, stem_kernel=3, stem_stride=2, stem_pool=False, channels=(16, 32, 64, 96), depths=(1, 1, 1, 1)
-    ),
+_RESNET_LITE = ResNetConfig(
+    stem_channels=16, stem_kernel=3, stem_stride=2, stem_pool=False, channels=(16, 32, 64, 96), depths=(1, 1, 1, 1)
 )
-
+register_backbone("resnet_lite", _RESNET_LITE)
 # resnet_lite's layers behind a 5x5 stride-4 stem: at 192x192 in, the same 48x48 map and cost as resnet_lite at 96x96
 # (the stem reads every input pixel: its 5x5 windows overlap at stride 4).
-register_backbone(
-    "resnet_lite_s4",
-    ResNetConfig(
-        stem_channels=16, stem_kernel=5, stem_stride=4, stem_pool=False, channels=(16, 32, 64, 96), depths=(1, 1, 1, 1)
-    ),
-)
-
+register_backbone("resnet_lite_s4", replace(_RESNET_LITE, stem_kernel=5, stem_stride=4))
 # resnet_lite behind a learned 2x reduction (3x3 stride-2 conv to 8 channels): at 192x192 in, resnet_lite's 96x96
 # path plus ~6 MFLOPs per camera.
-register_backbone(
-    "resnet_lite_192",
-    ResNetConfig(
-        reduce_channels=8,
-        stem_channels=16,
-        stem_kernel=3,
-        stem_stride=2,
-        stem_pool=False,
-        channels=(16, 32, 64, 96),
-        depths=(1, 1, 1, 1),
-    ),
-)
+register_backbone("resnet_lite_192", replace(_RESNET_LITE, reduce_channels=8))
 
 _RE, _HS = "relu", "hardswish"
 # MobileNetV3-Small (Howard et al. 2019, Table 2) without the classifier; 576 features, stride 32.

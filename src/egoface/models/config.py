@@ -50,7 +50,8 @@ class ResNetConfig:
     stride-2 conv-BN-ReLU of that width before the stem: a learned 2x reduction for high-resolution input.
 
     Every channel count is multiplied by `width_mult` and rounded to a multiple of 8. The network accepts any input
-    resolution; the output stride is `stem_stride * (2 if stem_pool) * 2 ** (len(channels) - 1)`.
+    resolution; the output stride is `(2 if reduce_channels) * stem_stride * (2 if stem_pool) * 2 ** (len(channels) -
+    1)`.
     """
 
     family: str = "resnet"
