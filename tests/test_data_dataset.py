@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from egoface.data import AugmentConfig, DatasetStore, HeadsetDataset, collate, cutmix
-from egoface.data.augment import affine_warp, augment_views, sample_affine, warp_points
+from egoface.data.augment import affine_warp, augment_views, sample_affine, sensor_jitter, warp_points
 from test_data_helpers import CAMERAS, make_recording
 
 
@@ -172,6 +172,29 @@ def test_augment_views_keeps_shapes_is_seeded_and_moves_keypoints_with_the_image
         assert _centroid(out[c : c + 1]) == pytest.approx(tuple(moved[c, 0].tolist()), abs=0.3)
     other, _, _ = augment_views(images, config, torch.Generator().manual_seed(2), keypoints, visibility)
     assert not torch.equal(out, other)
+
+
+def test_sensor_jitter_blurs_offsets_and_adds_noise_within_its_ranges() -> None:
+    generator = torch.Generator().manual_seed(4)
+    step = torch.zeros(64, 1, 33, 33)
+    step[..., 17:] = 0.8  # a vertical edge between columns 16 and 17
+    assert torch.equal(sensor_jitter(step, AugmentConfig(), generator), step)  # ranges at 0: unchanged
+    blurred = sensor_jitter(step, AugmentConfig(blur_sigma_px=1.5), generator)
+    assert torch.allclose(blurred[..., :, 2], step[..., :, 2]) and torch.allclose(blurred[..., :, 30], step[..., :, 30])
+    assert bool((blurred[:, 0, 16, 16] < 0.4).all()) and float(blurred[:, 0, 16, 16].max()) > 0.05  # some spread
+    flat = torch.full((2000, 1, 8, 8), 0.5)
+    lifted = sensor_jitter(flat, AugmentConfig(black_level=0.1), generator)
+    offsets = lifted.mean(dim=(1, 2, 3)) - 0.5
+    assert (
+        float(offsets.min()) >= 0
+        and float(offsets.max()) <= 0.1
+        and float(offsets.mean()) == pytest.approx(0.05, abs=0.005)
+    )
+    noisy = sensor_jitter(flat, AugmentConfig(noise_std=0.04), generator)
+    stds = noisy.std(dim=(1, 2, 3))
+    assert float(stds.max()) < 0.055 and float(stds.mean()) == pytest.approx(0.02, abs=0.002)  # std ~ U(0, 0.04)
+    with pytest.raises(ValueError, match="noise_std"):
+        AugmentConfig(noise_std=-0.1)
 
 
 def test_cutmix_pastes_exactly_three_patches_from_another_sample() -> None:

@@ -17,9 +17,12 @@ def test_presets_have_the_documented_settings() -> None:
     assert paper.input_size == (192, 192) and paper.batch_size == 16 and paper.steps == 150_000
     assert paper.optim.lr == 1e-3 and paper.optim.weight_decay == 1e-5 and paper.optim.schedule == "cosine"
     assert PRESETS["tiny"].steps <= 5 and max(PRESETS["tiny"].input_size) <= 64
-    assert PRESETS["default"].optim.schedule == "cosine" and PRESETS["default"].model == "refa_lite"
-    assert PRESETS["default"].augment == AugmentConfig()  # the Universal paper's ranges
-    assert PRESETS["default"].threads == 1 and PRESETS["paper"].threads == 0
+    default = PRESETS["default"]
+    assert default.augment is not None
+    assert default.optim.schedule == "cosine" and default.model == "refa_lite_192" and default.input_size == (192, 192)
+    paper_ranges = dataclasses.replace(default.augment, blur_sigma_px=0.0, noise_std=0.0, black_level=0.0)
+    assert paper_ranges == AugmentConfig() and default.augment != AugmentConfig()  # the paper's + sensor jitter
+    assert default.threads == 2 and PRESETS["paper"].threads == 0
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -35,6 +38,7 @@ def test_resolved_config_round_trips_through_json(name: str) -> None:
 
 def test_overrides_replace_nested_fields_and_leave_the_preset_alone() -> None:
     base = PRESETS["default"]
+    assert base.augment is not None
     config = apply_overrides(
         base, ["optim.lr=3e-4", "steps=10", "cutmix=no", "augment.max_rotation_deg=5", "optim.betas=0.8,0.9"]
     )
@@ -46,7 +50,7 @@ def test_overrides_replace_nested_fields_and_leave_the_preset_alone() -> None:
         steps=10,
         cutmix=False,
         optim=dataclasses.replace(base.optim, lr=3e-4, betas=(0.8, 0.9)),
-        augment=dataclasses.replace(AugmentConfig(), max_rotation_deg=5.0),
+        augment=dataclasses.replace(base.augment, max_rotation_deg=5.0),
     )
     assert PRESETS["default"].optim.lr == 1e-3  # presets are frozen values
     assert {"optim.lr", "augment.gamma", "data.num_workers", "loss.geometry"} <= set(config_keys())

@@ -1,5 +1,7 @@
 """Training augmentations of headset images (Universal Sec. 5.1 / Table 5): random rotation (up to 15 deg), random
-scale (up to 1.1x), CutMix with 3 patches; plus brightness and gamma jitter. All seeded by a `torch.Generator`.
+scale (up to 1.1x), CutMix with 3 patches; plus brightness and gamma jitter and, off by default, sensor jitter (lens
+blur, additive noise, a black-level offset: how two cameras of the same scene differ). All seeded by a
+`torch.Generator`; a range at 0 draws nothing, so turning one on leaves the other draws of a seed unchanged.
 
 Images are float in [0, 1]. Geometry in pixels: (0, 0) is the centre of the top-left pixel, +x right, +y down; a
 warp turns and scales the content about the image centre, `p_out = c + scale * R(angle) @ (p_in - c)`, so a
@@ -25,6 +27,7 @@ __all__ = [
     "cutmix",
     "photometric",
     "sample_affine",
+    "sensor_jitter",
     "warp_points",
 ]
 
@@ -35,6 +38,8 @@ class AugmentConfig:
 
     `max_scale` s draws scales log-uniformly in [1/s, s]; `brightness` b draws a gain in [1-b, 1+b]; `gamma` g
     draws an exponent exp(U(-g, g)); CutMix patch sides are uniform in `cutmix_size` (fraction of the image side).
+    Sensor jitter: a Gaussian blur of sigma U(0, `blur_sigma_px`) px, an offset U(0, `black_level`) and Gaussian
+    noise of std U(0, `noise_std`), image units ([0, 1]).
     """
 
     max_rotation_deg: float = 15.0
@@ -43,12 +48,17 @@ class AugmentConfig:
     gamma: float = 0.2
     cutmix_patches: int = 3
     cutmix_size: tuple[float, float] = (0.1, 0.35)
+    blur_sigma_px: float = 0.0
+    noise_std: float = 0.0
+    black_level: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_rotation_deg <= 180 or self.max_scale < 1 or not 0 <= self.brightness < 1:
             raise ValueError(f"need 0 <= max_rotation_deg <= 180, max_scale >= 1, 0 <= brightness < 1; got {self}")
         if self.gamma < 0 or self.cutmix_patches < 0 or not 0 < self.cutmix_size[0] <= self.cutmix_size[1] <= 1:
             raise ValueError(f"need gamma >= 0, cutmix_patches >= 0, 0 < cutmix_size[0] <= [1] <= 1; got {self}")
+        if not (0 <= self.blur_sigma_px <= 3 and 0 <= self.noise_std < 1 and 0 <= self.black_level < 1):
+            raise ValueError(f"need 0 <= blur_sigma_px <= 3, 0 <= noise_std < 1, 0 <= black_level < 1; got {self}")
 
 
 def _uniform(count: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
@@ -91,6 +101,33 @@ def photometric(images: torch.Tensor, gain: torch.Tensor, gamma: torch.Tensor) -
     return (images * gain.view(-1, 1, 1, 1)).clamp(0.0, 1.0) ** gamma.view(-1, 1, 1, 1)
 
 
+def _gaussian_blur(images: torch.Tensor, sigma_px: torch.Tensor) -> torch.Tensor:
+    """Blur each of `images: (B, 1, H, W)` with its own Gaussian, `sigma_px: (B,)` (0 = unchanged); edges reflect."""
+    count, _, height, width = images.shape
+    radius = max(1, math.ceil(3 * float(sigma_px.max())))
+    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype)
+    sigma = sigma_px.to(images.dtype).clamp(min=1e-3).view(-1, 1)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum(dim=1, keepdim=True)  # (B, K)
+    planes = F.pad(images.view(1, count, height, width), (radius, radius, radius, radius), mode="reflect")
+    planes = F.conv2d(planes, kernel.view(count, 1, 1, -1), groups=count)
+    planes = F.conv2d(planes, kernel.view(count, 1, -1, 1), groups=count)
+    return planes.view(count, 1, height, width)
+
+
+def sensor_jitter(images: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Per-image lens blur, black-level offset and noise (`AugmentConfig` sensor ranges) of `images: (B, 1, H, W)`."""
+    count = images.shape[0]
+    if config.blur_sigma_px > 0:
+        images = _gaussian_blur(images, _uniform(count, 0.0, config.blur_sigma_px, generator))
+    if config.black_level > 0:
+        images = images + _uniform(count, 0.0, config.black_level, generator).view(-1, 1, 1, 1)
+    if config.noise_std > 0:
+        std = _uniform(count, 0.0, config.noise_std, generator).view(-1, 1, 1, 1)
+        images = images + std * torch.randn(images.shape, generator=generator, dtype=images.dtype)
+    return images.clamp(0.0, 1.0)
+
+
 def augment_views(
     images: torch.Tensor,
     config: AugmentConfig,
@@ -98,7 +135,7 @@ def augment_views(
     keypoints: torch.Tensor | None = None,
     visibility: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """Per-camera random rotation, scale, brightness and gamma of one sample's `images: (C, 1, H, W)` in [0, 1].
+    """Per-camera random rotation, scale, sensor jitter, brightness and gamma of one sample's `images: (C, 1, H, W)`.
 
     `keypoints: (C, L, 2)` px move with their image; `visibility: (C, L)` turns False for points warped outside.
     """
@@ -106,7 +143,7 @@ def augment_views(
     angle, scale = sample_affine(count, config, generator)
     gain = _uniform(count, 1 - config.brightness, 1 + config.brightness, generator)
     gamma = torch.exp(_uniform(count, -config.gamma, config.gamma, generator))
-    out = photometric(affine_warp(images, angle, scale), gain, gamma)
+    out = photometric(sensor_jitter(affine_warp(images, angle, scale), config, generator), gain, gamma)
     if keypoints is None:
         return out, None, visibility
     moved = warp_points(keypoints, angle, scale, height, width)

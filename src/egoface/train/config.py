@@ -249,15 +249,19 @@ PRESETS: dict[str, TrainConfig] = {
         val_every=1,
         checkpoint_every=1,
     ),
-    # The shipped model: refa_lite at 96x96, 3000 steps x 32 samples, L1 + L2 on the coefficients plus the rig-mesh
-    # L1 in mm (Universal Eq. 13: it weighs each coefficient by how far it moves the face, as mesh L2 does), no
-    # CutMix (a patch of another frame's mouth contradicts the mixed label more than it regularizes at this budget).
+    # The shipped model: refa_lite_192 at 192x192, 2500 steps x 32 samples, L1 + L2 on the coefficients plus the
+    # rig-mesh L1 in mm (Universal Eq. 13: it weighs each coefficient by how far it moves the face, as mesh L2 does),
+    # no CutMix (a patch of another frame's mouth contradicts the mixed label more than it regularizes at this
+    # budget), and sensor jitter: at full resolution the network otherwise learns the synthetic camera's blur and
+    # noise and loses a third of its accuracy on another camera (real-domain mesh L2 0.69 vs 0.50 mm).
     "default": TrainConfig(
-        model="refa_lite",
-        input_size=(96, 96),
+        model="refa_lite_192",
+        input_size=(192, 192),
         batch_size=32,
-        steps=3000,
+        steps=2500,
         cutmix=False,
+        threads=2,
+        augment=AugmentConfig(blur_sigma_px=1.0, noise_std=0.02, black_level=0.04),
         data=DataConfig(num_workers=2),
         optim=OptimConfig(lr=1e-3, weight_decay=1e-5, warmup_steps=100, grad_clip=5.0),
         loss=LossConfig(expression=1.0, expression_l2=1.0, geometry=1.0),
