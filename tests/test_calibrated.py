@@ -64,6 +64,38 @@ def test_cached_anchors_give_the_outputs_of_recomputing_them(module: str) -> Non
     assert set(cache.per_anchor()) == set(ANCHORS)
 
 
+@pytest.mark.parametrize("module", ["late_fusion", "pooling"])
+def test_concat_fusion_folds_its_batch_norm_in_eval_mode_exactly(module: str) -> None:
+    """Eval mode folds the fusion's batch norm into the anchors' memory and the per-frame conv: with non-trivial
+    statistics that equals the unfolded conv-BN-act on [current, anchors], in both modes; anchors set in training
+    mode are prepared again by `eval()`."""
+    model = _model(module)
+    generator = torch.Generator().manual_seed(7)
+    for norm in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        assert norm.running_mean is not None and norm.running_var is not None
+        norm.running_mean.copy_(torch.randn(norm.num_features, generator=generator))
+        norm.running_var.copy_(torch.rand(norm.num_features, generator=generator) + 0.5)
+        norm.weight.data.copy_(torch.randn(norm.num_features, generator=generator))
+        norm.bias.data.copy_(torch.randn(norm.num_features, generator=generator))
+    fusion = model.branches["eye"].calibrate
+    channels, height, width = model.anchor_feature_shape("eye")[1:]
+    current = torch.randn(2, channels, height, width, generator=generator)
+    anchors = torch.randn(2, len(ANCHORS), channels, height, width, generator=generator)
+    summary = anchors.amax(dim=1) if module == "pooling" else anchors.flatten(1, 2)
+    with torch.no_grad():
+        for mode in (False, True):
+            fusion.train(mode)
+            unfolded = current + fusion.fuse(torch.cat([current, summary], dim=1))
+            torch.testing.assert_close(fusion(current, fusion.prepare(anchors)), unfolded, rtol=1e-5, atol=1e-5)
+        model.eval()
+        x, anchor_images = _inputs(model)
+        recomputed = model.forward_with_anchor_images(x, anchor_images[None].expand(len(x), *anchor_images.shape))
+        model.train()
+        model.set_anchors(model.enroll(anchor_images))  # prepared for training mode ...
+        model.eval()  # ... and again for eval mode
+        _assert_outputs_close(tuple(model(x)), tuple(recomputed))
+
+
 @pytest.mark.parametrize("module", ["pooling", "cross_attention", "self_attention"])
 def test_order_of_anchors_does_not_matter_for_pooling_and_attention(module: str) -> None:
     model = _model(module)

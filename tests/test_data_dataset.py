@@ -88,6 +88,14 @@ def test_anchor_frames_and_images(store_root: Path) -> None:
     sample = ds[0]
     assert sample.anchor_frames == {"neutral": ("script", 5), "jaw_open_max": ("script", 24)}
     torch.testing.assert_close(sample.anchor_images["jaw_open_max"], ds[24].images)
+    jittery = AugmentConfig(noise_std=0.05, black_level=0.1)
+    augmented = HeadsetDataset(store_root, resolution=(24, 32), anchors=("neutral", "jaw_open_max"), augment=jittery)
+    clean, jittered = sample.anchor_images, augmented[30].anchor_images
+    assert torch.equal(jittered["neutral"], augmented[30].anchor_images["neutral"])  # seeded by (seed, epoch, index)
+    shift = {name: (jittered[name] - clean[name]).mean(dim=(1, 2, 3)) for name in clean}  # per camera
+    assert float(shift["neutral"].abs().min()) > 0.005  # every camera's anchors carry an offset (noise averages out)
+    torch.testing.assert_close(shift["neutral"], shift["jaw_open_max"], atol=0.01, rtol=0)  # one draw per camera
+    assert float((jittered["neutral"] - clean["neutral"] - shift["neutral"].view(-1, 1, 1, 1)).std()) > 0.01
     with pytest.raises(ValueError, match="no segment for some of the anchors"):
         HeadsetDataset(store_root, domains=("unlabeled",), anchors=("neutral",))
 

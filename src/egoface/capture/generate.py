@@ -59,10 +59,10 @@ GENERATION_PRESETS: dict[str, GenerationPreset] = {
     # the default's frame budget spread over 4x the identities (the small script at 2.5 Hz): unseen-identity accuracy
     # is limited by how many faces a tracker saw, not by how many frames of each
     "many": GenerationPreset("many", 160, "small", (128, 128), 2.5),
-    # `many` at 192x192, for trackers that read the cameras at the papers' 192x192 (e.g. refa_lite_s4)
+    # `many` at 192x192, the papers' camera resolution: the shipped tracker's training set
     "many-192": GenerationPreset("many-192", 160, "small", (192, 192), 2.5),
-    # `egoface demo`: one unseen subject per domain recorded like the default training set
-    "demo": GenerationPreset("demo", 1, "small", (128, 128), 10.0),
+    # `egoface demo`: one unseen subject per domain at the shipped tracker's 192x192, 10 Hz
+    "demo": GenerationPreset("demo", 1, "small", (192, 192), 10.0),
 }
 
 

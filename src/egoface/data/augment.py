@@ -102,21 +102,23 @@ def photometric(images: torch.Tensor, gain: torch.Tensor, gamma: torch.Tensor) -
 
 
 def _gaussian_blur(images: torch.Tensor, sigma_px: torch.Tensor) -> torch.Tensor:
-    """Blur each of `images: (B, 1, H, W)` with its own Gaussian, `sigma_px: (B,)` (0 = unchanged); edges reflect."""
-    count, _, height, width = images.shape
+    """Blur `images: (B, K, H, W)` with one Gaussian per image, `sigma_px: (B,)` (0 = unchanged), the same for its
+    K planes; edges reflect."""
+    count, planes, height, width = images.shape
     radius = max(1, math.ceil(3 * float(sigma_px.max())))
     offsets = torch.arange(-radius, radius + 1, dtype=images.dtype)
     sigma = sigma_px.to(images.dtype).clamp(min=1e-3).view(-1, 1)
     kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = kernel / kernel.sum(dim=1, keepdim=True)  # (B, K)
-    planes = F.pad(images.view(1, count, height, width), (radius, radius, radius, radius), mode="reflect")
-    planes = F.conv2d(planes, kernel.view(count, 1, 1, -1), groups=count)
-    planes = F.conv2d(planes, kernel.view(count, 1, -1, 1), groups=count)
-    return planes.view(count, 1, height, width)
+    kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(planes, dim=0)  # (B K, 2 radius + 1)
+    padded = F.pad(images.reshape(1, count * planes, height, width), (radius, radius, radius, radius), mode="reflect")
+    padded = F.conv2d(padded, kernel.view(count * planes, 1, 1, -1), groups=count * planes)
+    padded = F.conv2d(padded, kernel.view(count * planes, 1, -1, 1), groups=count * planes)
+    return padded.view(count, planes, height, width)
 
 
 def sensor_jitter(images: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """Per-image lens blur, black-level offset and noise (`AugmentConfig` sensor ranges) of `images: (B, 1, H, W)`."""
+    """Lens blur, black-level offset and noise (`AugmentConfig` sensor ranges) of `images: (B, K, H, W)`: one draw
+    per image, shared by its K planes (e.g. one camera's anchor frames: one sensor), the noise itself per pixel."""
     count = images.shape[0]
     if config.blur_sigma_px > 0:
         images = _gaussian_blur(images, _uniform(count, 0.0, config.blur_sigma_px, generator))

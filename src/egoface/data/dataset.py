@@ -36,7 +36,7 @@ from egoface.data._tree import (
     require_role,
     scan_recordings,
 )
-from egoface.data.augment import AugmentConfig, augment_views
+from egoface.data.augment import AugmentConfig, augment_views, sensor_jitter
 from egoface.data.schema import DOMAINS, SPLITS, anchor_frames, is_left_camera
 
 __all__ = ["Batch", "HeadsetDataset", "Sample", "collate", "prepare_keypoints", "prepare_views"]
@@ -55,7 +55,8 @@ class Sample:
     `gaze (2, 2)` deg, `head_rotation (3, 3)`, `head_translation (3,)` mm, `keypoints (C, L, 2)` px in the
     transformed images, `keypoint_visibility (C, L)` bool. `ood` is the sensing-event flag when stored.
     `anchor_frames[name] = (recording, frame)` for the subject's anchor segments; `anchor_images[name]:
-    (C, 1, H, W)` for the anchors the dataset was asked to load (input transform, no augmentation).
+    (C, 1, H, W)` for the anchors the dataset was asked to load (input transform; of the augmentations only the
+    sensor jitter).
     """
 
     images: torch.Tensor
@@ -151,7 +152,8 @@ class HeadsetDataset(Dataset[Sample]):
     """Frames of the training tree of the store at `root`, filtered by domain, split and subject.
 
     `cameras` defaults to the cameras of the selected recordings (which must then agree); `resolution (H, W)`;
-    `augment` enables `augment_views` per sample (CutMix is batch-level: `egoface.data.augment.cutmix`);
+    `augment` enables `augment_views` per sample and its sensor jitter on the anchors (CutMix is batch-level:
+    `egoface.data.augment.cutmix`);
     augmentation is deterministic in (`seed`, epoch, index) — call `set_epoch` each epoch; `anchors` names the
     anchor segments whose images each sample carries.
     """
@@ -248,6 +250,16 @@ class HeadsetDataset(Dataset[Sample]):
         raw = [np.asarray(array[frame]) for array in handle.images]
         return prepare_views(raw, self.cameras, self.resolution, self.flip_left)
 
+    def _jitter_anchors(self, anchor_images: dict[str, torch.Tensor], index: int) -> dict[str, torch.Tensor]:
+        """The sensor jitter of the augmentations on a sample's anchors (C, 1, H, W) each: one draw per camera for
+        all anchors (enrollment is one session of one headset), independent of the current frame's draw."""
+        assert self.augment is not None
+        names = list(anchor_images)
+        stacked = torch.cat([anchor_images[name] for name in names], dim=1)  # (C, M, H, W)
+        seed = np.random.SeedSequence([self.seed, self.epoch, index, 1]).generate_state(1)[0]
+        jittered = sensor_jitter(stacked, self.augment, torch.Generator().manual_seed(int(seed)))
+        return {name: jittered[:, i : i + 1] for i, name in enumerate(names)}
+
     def __getitem__(self, index: int) -> Sample:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for a dataset of {len(self)} frames")
@@ -282,6 +294,8 @@ class HeadsetDataset(Dataset[Sample]):
         for name in self.anchors:
             recording, anchor_frame = subject_anchors[name]
             anchor_images[name] = self._views(self._recording(self._ref(ref.subject, recording)), anchor_frame)
+        if anchor_images and self.augment is not None:
+            anchor_images = self._jitter_anchors(anchor_images, index)
         return Sample(
             images=images,
             camera_names=self.cameras,

@@ -127,9 +127,6 @@ _RESNET_LITE = ResNetConfig(
     stem_channels=16, stem_kernel=3, stem_stride=2, stem_pool=False, channels=(16, 32, 64, 96), depths=(1, 1, 1, 1)
 )
 register_backbone("resnet_lite", _RESNET_LITE)
-# resnet_lite's layers behind a 5x5 stride-4 stem: at 192x192 in, the same 48x48 map and cost as resnet_lite at 96x96
-# (the stem reads every input pixel: its 5x5 windows overlap at stride 4).
-register_backbone("resnet_lite_s4", replace(_RESNET_LITE, stem_kernel=5, stem_stride=4))
 # resnet_lite behind a learned 2x reduction (3x3 stride-2 conv to 8 channels): at 192x192 in, resnet_lite's 96x96
 # path plus ~6 MFLOPs per camera.
 register_backbone("resnet_lite_192", replace(_RESNET_LITE, reduce_channels=8))

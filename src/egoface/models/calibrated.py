@@ -166,7 +166,9 @@ class _ConcatFusion(_Calibration):
     """current + (1x1 conv-BN-hardswish of [current, summary of the anchors] along channels). The summary is
     every anchor map (`late_fusion`) or their element-wise max (`pooling`, order-free). The bias-free 1x1 conv is
     linear, so it splits into a current part and an anchor part; `prepare` computes the anchor part, leaving a
-    c -> c conv per frame."""
+    c -> c conv per frame. In eval mode the batch norm (then a per-channel affine map) is folded too: into the
+    anchor part (scale and shift) and into the per-frame conv's weights (scale), so a frame pays conv, add and
+    activation only; the memory of one mode is wrong in the other (the encoder re-prepares on `train`/`eval`)."""
 
     def __init__(self, channels: int, num_anchors: int, pool: bool) -> None:
         super().__init__()
@@ -175,17 +177,31 @@ class _ConcatFusion(_Calibration):
 
     def prepare(self, anchors: torch.Tensor) -> torch.Tensor:
         summary = anchors.amax(dim=1) if self.pool else anchors.flatten(1, 2)  # (N, c or M c, h, w)
-        return F.conv2d(summary, self._weight()[:, self.channels :])  # (N, c, h, w)
+        anchor_part = F.conv2d(summary, self._weight()[:, self.channels :])  # (N, c, h, w)
+        if self.training:
+            return anchor_part
+        scale, shift = self._norm_affine()
+        return anchor_part * scale[:, None, None] + shift[:, None, None]
 
     def forward(self, current: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         _, norm, act = self.fuse
-        return current + act(norm(F.conv2d(current, self._weight()[:, : self.channels]) + memory))
+        weight = self._weight()[:, : self.channels]
+        if self.training:
+            return current + act(norm(F.conv2d(current, weight) + memory))
+        return current + act(F.conv2d(current, weight * self._norm_affine()[0][:, None, None, None]) + memory)
 
     def _weight(self) -> torch.Tensor:
         """The 1x1 conv's weight (c, c + summary channels, 1, 1): input channels [current, summary]."""
         conv = self.fuse[0]
         assert isinstance(conv, nn.Conv2d)
         return conv.weight
+
+    def _norm_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The eval-mode batch norm as `scale * x + shift`, both (c,)."""
+        norm = self.fuse[1]
+        assert isinstance(norm, nn.BatchNorm2d) and norm.running_var is not None and norm.running_mean is not None
+        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+        return scale, norm.bias - norm.running_mean * scale
 
 
 class _Attention(_Calibration):
@@ -322,6 +338,14 @@ class CalibratedEncoder(TrackerModel):
         self.assemble = ExpressionAssembler(config)
         self._anchors: AnchorCache | None = None
         self._memory: dict[str, torch.Tensor] = {}  # per role (1, k, ...): the modules' `prepare` of the cache
+
+    def train(self, mode: bool = True) -> CalibratedEncoder:
+        """Switch mode, and prepare the enrolled anchors' memory again for it (a module may prepare differently in
+        eval mode, e.g. folding its batch norm)."""
+        super().train(mode)
+        if self._anchors is not None:
+            self.set_anchors(self._anchors)
+        return self
 
     def _branch(self, role: str) -> _Branch:
         branch = self.branches[role]

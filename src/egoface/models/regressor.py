@@ -242,12 +242,6 @@ register_model("refa_nano", ModelConfig(arch="refa", backbone=get_backbone_confi
 register_model("refa_tiny", ModelConfig(arch="refa", backbone=get_backbone_config("resnet_tiny"), hidden_features=128))
 register_model("refa_lite", ModelConfig(arch="refa", backbone=get_backbone_config("resnet_lite"), hidden_features=128))
 register_model(
-    "refa_lite_s4",
-    ModelConfig(
-        arch="refa", backbone=get_backbone_config("resnet_lite_s4"), hidden_features=128, input_size=(192, 192)
-    ),
-)
-register_model(
     "refa_lite_192",
     ModelConfig(
         arch="refa", backbone=get_backbone_config("resnet_lite_192"), hidden_features=128, input_size=(192, 192)
