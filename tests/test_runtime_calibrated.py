@@ -73,7 +73,10 @@ def test_onnx_with_the_enroll_graph_matches_torch(module: str) -> None:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     if module != "none":
         enroll = ort.InferenceSession(str(enroll_graph_path(path)), providers=["CPUExecutionProvider"])
-        (feeds["anchor_memory"],) = enroll.run(None, {"anchor_images": anchor_images.numpy()})
+        (memory,) = enroll.run(None, {"anchor_images": anchor_images.numpy()})
+        anchor_input = AnchorInput.from_metadata(session.get_modelmeta().custom_metadata_map)
+        assert anchor_input is not None and memory.shape == (anchor_input.size,)
+        feeds.update(anchor_input.feeds(memory))  # the per-role parts: anchor_memory_eye, anchor_memory_mouth
         model.set_anchors(model.enroll(anchor_images))
     else:
         assert not enroll_graph_path(path).exists()  # the uncalibrated reference is a plain one-input graph
@@ -87,7 +90,7 @@ def test_onnx_with_the_enroll_graph_matches_torch(module: str) -> None:
         assert np.abs(a - b.numpy()).max() <= 1e-4, (module, name)
     if module != "none":  # the memory matters: other anchors give other outputs
         other = enroll.run(None, {"anchor_images": (anchor_images + 1.0).numpy()})[0]
-        changed = session.run(None, {**feeds, "anchor_memory": other})[3]
+        changed = session.run(None, {**feeds, **anchor_input.feeds(other)})[3]
         assert np.abs(changed - got[3]).max() > 1e-3
 
 
@@ -99,7 +102,10 @@ def test_metadata_describes_the_anchor_input() -> None:
     model = calibrated("late_fusion")
     # late fusion's memory is the anchor half of its 1x1 conv: per role (k=2 cameras, c, h, w)
     shapes = [(2, *model.anchor_feature_shape(role)[1:]) for role in ("eye", "mouth")]
-    assert layout["roles"] == [{"role": r, "shape": list(s)} for r, s in zip(("eye", "mouth"), shapes, strict=True)]
+    assert layout["roles"] == [
+        {"role": r, "shape": list(s), "input": f"anchor_memory_{r}"}
+        for r, s in zip(("eye", "mouth"), shapes, strict=True)
+    ]
     assert layout["size"] == sum(int(np.prod(s)) for s in shapes)
     assert layout["anchors"] == list(ANCHORS) and layout["module"] == "late_fusion"
     assert layout["enroll_graph"] == f"{path.stem}.enroll.onnx"

@@ -8,12 +8,14 @@ that `forward_head` reads. The batch axis is dynamic.
 
 An anchor-calibrated encoder (`egoface.models.calibrated`) exports to two standard ONNX files:
 
-- `<stem>.onnx`, the per-frame graph, with a second input `anchor_memory` (D,) float32: the user's anchors after
-  the calibration modules' frame-independent work (`prepare`), per role (eye, then mouth) the (1, k, ...) memory
-  flattened and concatenated. It is the same for every frame, so the per-frame cost is phi_exp of the current
-  frame, the calibration module against the memory, the tail and the heads.
 - `<stem>.enroll.onnx`, the enrollment graph: `anchor_images` (M, C, 1, H, W) normalized, anchors in the model's
-  order -> `anchor_memory` (D,). Equal to `model.enroll` + `model.set_anchors` in torch.
+  order -> `anchor_memory` (D,) float32: the user's anchors after the calibration modules' frame-independent work
+  (`prepare`), per role (eye, then mouth) the (1, k, ...) memory flattened and concatenated (what a profile
+  stores). Equal to `model.enroll` + `model.set_anchors` in torch.
+- `<stem>.onnx`, the per-frame graph, with one more input per role, `anchor_memory_eye` and `anchor_memory_mouth`
+  (1, k, ...): the parts of `anchor_memory` (separate inputs, so no frame pays for splitting it). They are the same
+  for every frame, so the per-frame cost is phi_exp of the current frame, the calibration module against the
+  memory, the tail and the heads.
 
 Metadata (`metadata_props`, every value a string; JSON where noted) under the keys of `METADATA_KEYS` (every file)
 and `ANCHOR_METADATA_KEYS` (calibrated encoders); docs/runtime.md lists them. Torch and onnx are needed here, at
@@ -50,6 +52,7 @@ __all__ = [
     "METADATA_KEYS",
     "OPSET",
     "OUTPUT_NAMES",
+    "anchor_input_name",
     "count_macs",
     "enroll_graph_path",
     "export_onnx",
@@ -59,9 +62,11 @@ __all__ = [
 
 #: The ONNX opset written (onnxruntime 1.31 runs opsets up to 23; 17 is the TorchScript exporter's well-trodden one).
 OPSET = 17
-FORMAT_VERSION = 1
+#: 2: a calibrated encoder's per-frame graph takes its anchor memory as one input per role (1: one flat input).
+FORMAT_VERSION = 2
 INPUT_NAME = "images"
-#: The per-frame graph's second input (calibrated encoders) and the enrollment graph's input and output.
+#: The enrollment graph's output (a calibrated encoder's anchor memory, the prefix of the per-frame graph's
+#: per-role memory inputs) and input.
 ANCHOR_INPUT_NAME = "anchor_memory"
 ENROLL_INPUT_NAME = "anchor_images"
 OUTPUT_NAMES = ("expression", "free_expression", "gaze", "features")
@@ -83,8 +88,8 @@ METADATA_KEYS: dict[str, str] = {
 #: Extra keys of a calibrated encoder's per-frame graph (its enrollment graph carries `egoface.model_id`,
 #: `egoface.model_name` and `egoface.role` = "enroll").
 ANCHOR_METADATA_KEYS: dict[str, str] = {
-    "egoface.anchor_memory": "JSON {input, size, module, anchors, roles: [{role, shape}], enroll_graph, "
-    "enroll_input, enroll_input_shape}: the `anchor_memory` input's layout and the enrollment graph's file name",
+    "egoface.anchor_memory": "JSON {size, module, anchors, roles: [{role, shape, input}], enroll_graph, "
+    "enroll_input, enroll_input_shape}: the anchor memory's layout, its per-role inputs and the enrollment graph",
 }
 
 
@@ -128,24 +133,19 @@ def _batches(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
 
 
 class _CalibratedExportWrapper(nn.Module):
-    """The per-frame graph of a calibrated encoder: (images (B, C, 1, H, W), anchor_memory (D,)) -> (expression,
-    free_expression, gaze, features). The memory is split per role and broadcast over the batch."""
+    """The per-frame graph of a calibrated encoder: (images (1, C, 1, H, W), anchor memory per role (1, k, ...))
+    -> (expression, free_expression, gaze, features)."""
 
-    def __init__(self, model: CalibratedEncoder, roles: list[tuple[str, tuple[int, ...]]]) -> None:
+    def __init__(self, model: CalibratedEncoder) -> None:
         super().__init__()
-        self.model, self.roles = model, roles
+        self.model = model
 
     def forward(
-        self, x: torch.Tensor, memory: torch.Tensor
+        self, x: torch.Tensor, *memories: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        parts, start = {}, 0
-        for role, shape in self.roles:
-            count = math.prod(shape)
-            parts[role] = memory[start : start + count].reshape(1, *shape)  # (1, k, ...)
-            start += count
         # `features_with_memory` is the calibrated encoder's per-frame path with a given memory (what `forward`
-        # runs after `set_anchors`); the graph takes the memory as an input instead of the model's stored one
-        features = self.model.features_with_memory(x, parts)
+        # runs after `set_anchors`); the graph takes the memory as inputs instead of the model's stored one
+        features = self.model.features_with_memory(x, dict(zip(self.model.branches, memories, strict=True)))
         out = self.model.forward_head(features)
         return out.expression, out.free_expression, out.gaze, features
 
@@ -161,6 +161,11 @@ class _EnrollWrapper(nn.Module):
     def forward(self, anchor_images: torch.Tensor) -> torch.Tensor:
         maps = self.model.encode_anchors(anchor_images[None])  # per role (1, k, M, c, h, w)
         return torch.cat([self.model.prepare_memory(role, maps[role]).reshape(-1) for role in self.model.branches])
+
+
+def anchor_input_name(role: str) -> str:
+    """The per-frame graph's anchor-memory input of `role` (eye, mouth)."""
+    return f"{ANCHOR_INPUT_NAME}_{role}"
 
 
 def model_id(model: TrackerModel) -> str:
@@ -240,19 +245,18 @@ def export_onnx(
     )
     metadata["egoface.anchor_memory"] = json.dumps(
         {
-            "input": ANCHOR_INPUT_NAME,
             "size": size,
             "module": model.config.calibration,
             "anchors": list(model.config.anchors),
-            "roles": [{"role": role, "shape": list(shape)} for role, shape in roles],
+            "roles": [{"role": role, "shape": list(shape), "input": anchor_input_name(role)} for role, shape in roles],
             "enroll_graph": enroll_path.name,
             "enroll_input": ENROLL_INPUT_NAME,
             "enroll_input_shape": list(anchor_shape),
         }
     )
-    wrapper = _CalibratedExportWrapper(model, roles)
-    inputs = [INPUT_NAME, ANCHOR_INPUT_NAME]
-    _export_graph(wrapper, (*example, torch.zeros(size)), inputs, list(OUTPUT_NAMES), {}, metadata, out)
+    inputs = [INPUT_NAME, *(anchor_input_name(role) for role, _ in roles)]
+    memories = tuple(torch.zeros(1, *shape) for _, shape in roles)
+    _export_graph(_CalibratedExportWrapper(model), (*example, *memories), inputs, list(OUTPUT_NAMES), {}, metadata, out)
     return out
 
 

@@ -45,12 +45,13 @@ _MIN_SIDE = 8
 
 @dataclass(frozen=True)
 class AnchorInput:
-    """A calibrated encoder's anchor input, from its file's `egoface.anchor_memory` metadata: the per-frame graph's
-    input `name` of `size` float32 values, the calibration `module`, the `anchors` in order, and its enrollment
-    graph (`enroll_graph`, a file beside the model) with input `enroll_input` of shape `enroll_input_shape`
-    (M, C, 1, H, W)."""
+    """A calibrated encoder's anchor inputs, from its file's `egoface.anchor_memory` metadata: the anchor memory of
+    `size` float32 values (a profile's), cut into the per-frame graph's `inputs` (name, (k, ...) shape of a role's
+    part; fed with a batch axis of 1) in order, the
+    calibration `module`, the `anchors` in order, and its enrollment graph (`enroll_graph`, a file beside the
+    model) with input `enroll_input` of shape `enroll_input_shape` (M, C, 1, H, W)."""
 
-    name: str
+    inputs: tuple[tuple[str, tuple[int, ...]], ...]
     size: int
     module: str
     anchors: tuple[str, ...]
@@ -66,8 +67,13 @@ class AnchorInput:
         if text is None:
             return None
         layout = json.loads(text)
+        if any("input" not in role for role in layout["roles"]):
+            raise ValueError(
+                f"this calibrated model was exported by an older egoface (format {metadata.get('egoface.format')}, "
+                "one flat anchor input); export it again with `egoface export`"
+            )
         return cls(
-            name=layout["input"],
+            inputs=tuple((role["input"], tuple(int(v) for v in role["shape"])) for role in layout["roles"]),
             size=int(layout["size"]),
             module=layout["module"],
             anchors=tuple(layout["anchors"]),
@@ -76,6 +82,15 @@ class AnchorInput:
             enroll_input_shape=tuple(int(v) for v in layout["enroll_input_shape"]),
             model_id=metadata["egoface.model_id"],
         )
+
+    def feeds(self, memory: np.ndarray) -> dict[str, np.ndarray]:
+        """A profile's anchor memory (size,) -> the per-frame graph's inputs {name: (1, k, ...) float32}."""
+        out, start = {}, 0
+        for name, shape in self.inputs:
+            count = math.prod(shape)
+            out[name] = np.ascontiguousarray(memory[start : start + count], dtype=np.float32).reshape(1, *shape)
+            start += count
+        return out
 
 
 @dataclass(frozen=True)
@@ -138,7 +153,7 @@ class Tracker:
         self.anchor_input = AnchorInput.from_metadata(metadata)
         self._feeds: dict[str, np.ndarray] = {}  # inputs besides the images, the same every frame
         if self.anchor_input is not None:
-            self._feeds[self.anchor_input.name] = self._anchor_memory(self.anchor_input)
+            self._feeds.update(self.anchor_input.feeds(self._anchor_memory(self.anchor_input)))
         self.calibrator = Calibrator(self.profile, options.rom)
         self.detector = FailureDetector(self.cameras, options.failure, self.ood)
         self.hold = HoldAndEase(self.expression_names, options.failure)
