@@ -188,6 +188,10 @@ class _ConcatFusion(_Calibration):
         weight = self._weight()[:, : self.channels]
         if self.training:
             return current + act(norm(F.conv2d(current, weight) + memory))
+        # An identity depthwise 1x1 conv on the memory (exact): it brings the memory into onnxruntime's blocked
+        # (NCHWc) layout, where the add and the activation then fuse into the conv; a plain graph input stays NCHW
+        # and costs reorders and three element-wise passes per frame.
+        memory = F.conv2d(memory, memory.new_ones(self.channels, 1, 1, 1), groups=self.channels)
         return current + act(F.conv2d(current, weight * self._norm_affine()[0][:, None, None, None]) + memory)
 
     def _weight(self) -> torch.Tensor:
@@ -416,10 +420,16 @@ class CalibratedEncoder(TrackerModel):
         self._check_input(x, "images")
         out = []
         for role in _BRANCH_ROLES:
-            current = self._exp(role, x)  # (B, k, c, h, w)
-            prepared = memory[role].expand(x.shape[0], *memory[role].shape[1:])  # (B, k, ...)
-            pooled = self._branch(role)(current.flatten(0, 1), prepared.flatten(0, 1))  # (B * k, F)
-            out.append(pooled.unflatten(0, current.shape[:2]).flatten(1))  # (B, k F)
+            views = x[:, self._cameras[role]]  # (B, k, 1, H, W)
+            # phi_exp's map goes to the calibration module without a reshape in between (and a memory of batch 1
+            # meets a batch of 1 without an expand): in an exported graph either would move the map out of
+            # onnxruntime's blocked layout and back, every frame
+            current = self._branch(role).exp(views.flatten(0, 1))  # (B k, c, h, w)
+            prepared = memory[role]
+            if prepared.shape[0] != x.shape[0]:
+                prepared = prepared.expand(x.shape[0], *prepared.shape[1:])  # (B, k, ...)
+            pooled = self._branch(role)(current, prepared.flatten(0, 1))  # (B k, F)
+            out.append(pooled.unflatten(0, views.shape[:2]).flatten(1))  # (B, k F)
         return torch.cat(out, dim=1)
 
     def features_with_anchors(self, x: torch.Tensor, anchors: dict[str, torch.Tensor]) -> torch.Tensor:
