@@ -6,8 +6,10 @@ training-like features near 1 and outliers far above, and split into per-camera 
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -38,6 +40,17 @@ def test_onnx_matches_eager_torch(name: str, tmp_path) -> None:
     for name_, a, b in zip(OUTPUT_NAMES, got, expected, strict=True):
         assert a.shape == tuple(b.shape), name_
         assert np.abs(a - b.numpy()).max() <= 1e-4, name_
+
+
+def test_the_refa_graph_computes_no_shapes_and_few_small_ops(tmp_path) -> None:
+    """Per frame every node costs scheduling time: the REFA graph reshapes by constants (no `Shape` arithmetic for
+    the dynamic batch) and the heads are a handful of nodes (gaze -> eye-look is one product and a clamp)."""
+    model = small_model("refa_lite", size=40)
+    graph = onnx.load(str(export_onnx(model, tmp_path / "model.onnx", "refa_lite"))).graph
+    ops = Counter(node.op_type for node in graph.node)
+    assert ops["Shape"] == 0 and ops["Unsqueeze"] == 0 and ops["Squeeze"] == 0, ops
+    indexing = ops["Gather"] + ops["Slice"] + ops["Split"] + ops["Concat"]
+    assert indexing <= 12, ops  # was 49 (and 5 Shape, 16 (Un)Squeeze) with per-camera stacks and a per-name eye-look
 
 
 def test_metadata_describes_the_input(tmp_path) -> None:

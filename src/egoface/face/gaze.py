@@ -42,20 +42,32 @@ UP_RANGE_DEG = 25.0
 DOWN_RANGE_DEG = 30.0
 
 
+def _eye_look_matrix() -> np.ndarray:
+    """(4, 8): gaze flattened to (yaw_L, pitch_L, yaw_R, pitch_R) deg -> each eye-following shape's signed value in
+    `EYE_LOOK_NAMES` order (its weight where in [0, 1])."""
+    matrix = np.zeros((4, len(EYE_LOOK_NAMES)))
+    for column, name in enumerate(EYE_LOOK_NAMES):
+        eye = 0 if name.endswith("_L") else 1
+        outward = 1.0 if eye == 0 else -1.0  # yaw > 0 turns the left eye away from the nose, the right one toward it
+        yaw, pitch = 2 * eye, 2 * eye + 1
+        kind = name[:-2]
+        if kind in ("eyeLookOut", "eyeLookIn"):
+            matrix[yaw, column] = (outward if kind == "eyeLookOut" else -outward) / HORIZONTAL_RANGE_DEG
+        else:
+            matrix[pitch, column] = 1.0 / UP_RANGE_DEG if kind == "eyeLookUp" else -1.0 / DOWN_RANGE_DEG
+    return matrix
+
+
+_EYE_LOOK_MATRIX = _eye_look_matrix()
+
+
 def eye_look_from_gaze(gaze: torch.Tensor) -> torch.Tensor:
-    """gaze: (B, 2, 2) deg -> (B, 8) eye-following shape weights in `EYE_LOOK_NAMES` order."""
+    """gaze: (B, 2, 2) deg -> (B, 8) eye-following shape weights in `EYE_LOOK_NAMES` order (one matrix product and
+    a clamp: two operations in an exported graph)."""
     import torch
 
-    yaw, pitch = gaze[..., 0], gaze[..., 1]  # (B, 2) each, eye 0 = left
-    outward = torch.stack([yaw[:, 0], -yaw[:, 1]], dim=1)  # (B, 2) positive away from the nose
-    values = {
-        "eyeLookDown": (-pitch / DOWN_RANGE_DEG).clamp(0, 1),
-        "eyeLookIn": (-outward / HORIZONTAL_RANGE_DEG).clamp(0, 1),
-        "eyeLookOut": (outward / HORIZONTAL_RANGE_DEG).clamp(0, 1),
-        "eyeLookUp": (pitch / UP_RANGE_DEG).clamp(0, 1),
-    }
-    columns = [values[name[:-2]][:, 0 if name.endswith("_L") else 1] for name in EYE_LOOK_NAMES]
-    return torch.stack(columns, dim=1)
+    matrix = torch.as_tensor(_EYE_LOOK_MATRIX, dtype=gaze.dtype, device=gaze.device)
+    return (gaze.flatten(1) @ matrix).clamp(0.0, 1.0)
 
 
 def gaze_from_eye_look(eye_look: torch.Tensor) -> torch.Tensor:

@@ -44,7 +44,8 @@ def unit_interval(x: torch.Tensor) -> torch.Tensor:
     The forward pass is a plain clamp (ONNX `Clip`); the backward pass lets a prediction below 0 or above 1 still be
     pulled toward its target.
     """
-    return x + (x.clamp(0.0, 1.0) - x).detach()
+    clamped = x.clamp(0.0, 1.0)
+    return x + (clamped - x).detach() if torch.is_grad_enabled() else clamped  # no gradient: the clamp alone
 
 
 class ExpressionAssembler(nn.Module):

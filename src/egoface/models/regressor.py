@@ -77,7 +77,7 @@ class RefaRegressor(TrackerModel):
     forward_features: images (B, C, 1, H, W) -> (B, C * F), camera-major: `reshape(B, C, F)` gives per-image features.
     """
 
-    gaze_sign: torch.Tensor
+    gaze_scale: torch.Tensor
     free_order: torch.Tensor
 
     def __init__(self, config: ModelConfig) -> None:
@@ -111,9 +111,13 @@ class RefaRegressor(TrackerModel):
         self.face_mlp = mlp(self.num_features, config.hidden_features, len(face_names))
         self.assemble = ExpressionAssembler(config)
         flipped = [c in config.flipped for (c,) in eye_cameras]
-        self.register_buffer(
-            "gaze_sign", torch.tensor([[-1.0 if f else 1.0, 1.0] for f in flipped]), persistent=False
-        )  # (2 eyes, (yaw, pitch))
+        sign = torch.tensor([[-1.0 if f else 1.0, 1.0] for f in flipped])  # (2 eyes, (yaw, pitch)): undo the mirror
+        self.register_buffer("gaze_scale", config.gaze_limit_deg * sign, persistent=False)
+        role_major = [i for cameras in self._role_cameras for i in cameras]
+        #: camera index of each camera-major position in the role-major feature layout (None: the layouts agree)
+        self._camera_major = (
+            None if role_major == sorted(role_major) else [role_major.index(i) for i in range(len(role_major))]
+        )
         source = face_names + per_eye  # layout of cat([face_mlp, eye shapes of eye 0, of eye 1])
         self.register_buffer(
             "free_order", torch.tensor([source.index(n) for n in config.free_expression_names]), persistent=False
@@ -133,22 +137,24 @@ class RefaRegressor(TrackerModel):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """x: images (B, C, 1, H, W) -> (B, C * F)."""
         self._check_input(x, "images")
-        per_camera: dict[int, torch.Tensor] = {}  # camera index -> (B, F)
+        image_shape = self.input_shape[1:]  # reshapes by constant shapes: an exported graph computes none
+        per_role = []
         for role, cameras in zip(self.roles, self._role_cameras, strict=True):
-            batch = torch.stack([x[:, i] for i in cameras], dim=1).flatten(0, 1)  # (B * k, 1, H, W)
-            features = self._encoder(role).forward_features(batch).unflatten(0, (-1, len(cameras)))  # (B, k, F)
-            for j, i in enumerate(cameras):
-                per_camera[i] = features[:, j]
-        return torch.cat([per_camera[i] for i in range(len(self.config.cameras))], dim=1)
+            batch = x[:, cameras].reshape(-1, *image_shape)  # (B k, 1, H, W)
+            per_role.append(self._encoder(role).forward_features(batch).reshape(-1, len(cameras) * self.feature_dim))
+        features = torch.cat(per_role, dim=1)  # (B, C F), role-major
+        if self._camera_major is None:
+            return features
+        per_camera = features.reshape(-1, len(self.config.cameras), self.feature_dim)
+        return per_camera[:, self._camera_major].reshape(-1, self.num_features)
 
     def forward_head(self, features: torch.Tensor) -> TrackerOutput:
         """features: (B, C * F) -> TrackerOutput."""
-        per_camera = features.unflatten(1, (len(self.config.cameras), self.feature_dim))  # (B, C, F)
-        eyes = torch.stack([per_camera[:, i] for i in self._eye_index], dim=1)  # (B, 2, F), subject's left first
-        eye_out = self.eye_mlp(eyes)  # (B, 2, S + 2)
+        per_camera = features.reshape(-1, len(self.config.cameras), self.feature_dim)  # (B, C, F)
+        eye_out = self.eye_mlp(per_camera[:, self._eye_index])  # (B, 2, S + 2), subject's left eye first
         num_eye = len(self.config.eye_shapes)
         eye_shapes = unit_interval(eye_out[..., :num_eye]).flatten(1)  # (B, 2 * S): all of eye 0, then eye 1
-        gaze = self.config.gaze_limit_deg * torch.tanh(eye_out[..., num_eye:]) * self.gaze_sign  # (B, 2, 2)
+        gaze = torch.tanh(eye_out[..., num_eye:]) * self.gaze_scale  # (B, 2, 2) deg
         face = unit_interval(self.face_mlp(features))  # (B, 45 - 2 * S)
         free = torch.cat([face, eye_shapes], dim=1).index_select(1, self.free_order)  # (B, 45)
         return self.assemble(free, gaze)
