@@ -173,6 +173,9 @@ def test_cli_trains_resumes_and_benchmarks(store_root: Path, tmp_path: Path, cap
         ["train", "--preset", "tiny", "--data", str(store_root), "--out", str(tmp_path / "bad"), "--set", "optim.lrr=1"]
     )
     assert code == 2 and "unknown config key 'optim.lrr'" in capsys.readouterr().err.replace("\n", "")
+    code = main(["train", "--preset", "default-finetune", "--data", str(store_root), "--out", str(tmp_path / "ft")])
+    assert code == 2 and "add --set init=RUN" in capsys.readouterr().err.replace("\n", " ")
+    assert not (tmp_path / "ft").exists()  # refused before anything was written
 
 
 def test_init_starts_from_a_model_files_weights_and_refuses_another_architecture(tmp_path) -> None:

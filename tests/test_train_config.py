@@ -17,13 +17,12 @@ def test_presets_have_the_documented_settings() -> None:
     assert paper.input_size == (192, 192) and paper.batch_size == 16 and paper.steps == 150_000
     assert paper.optim.lr == 1e-3 and paper.optim.weight_decay == 1e-5 and paper.optim.schedule == "cosine"
     assert PRESETS["tiny"].steps <= 5 and max(PRESETS["tiny"].input_size) <= 64
-    default = PRESETS["default"]
-    assert default.augment is not None
+    default, finetune = PRESETS["default"], PRESETS["default-finetune"]
     assert default.optim.schedule == "cosine" and default.model == "refa_lite_192" and default.input_size == (192, 192)
-    paper_ranges = dataclasses.replace(default.augment, blur_sigma_px=0.0, noise_std=0.0, black_level=0.0)
-    assert paper_ranges == AugmentConfig() and default.augment != AugmentConfig()  # the paper's + sensor jitter
-    assert default.threads == 2 and PRESETS["paper"].threads == 0
-
+    assert default.augment == AugmentConfig() and default.threads == 2 and PRESETS["paper"].threads == 0
+    # the shipped model's second stage: the same run settings, fewer steps, a lower rate and sensor jitter
+    assert finetune.model == default.model and finetune.steps == 500 and finetune.optim.lr == 3e-4
+    assert finetune.augment is not None and finetune.augment.noise_std > 0 and finetune.augment.blur_sigma_px > 0
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_resolved_config_round_trips_through_json(name: str) -> None:

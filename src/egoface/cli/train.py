@@ -23,7 +23,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser, default_preset: str |
         "--preset",
         required=default_preset is None,
         default=default_preset,
-        choices=("tiny", "default", "paper", "calibrated-tiny", "calibrated-default"),
+        choices=("tiny", "default", "default-finetune", "paper", "calibrated-tiny", "calibrated-default"),
         help="named training config (egoface.train.PRESETS)",
     )
     parser.add_argument(
@@ -78,8 +78,12 @@ def _train(args: argparse.Namespace) -> int:
     from egoface.train import train
     from egoface.train.baselines import BASELINE_MODELS, train_baseline  # also registers gt_mesh
     from egoface.train.calibrated import train_calibrated
+    from egoface.train.config import FINETUNE_PRESETS
 
     config = _config(args)
+    if args.preset in FINETUNE_PRESETS and config.init is None:
+        raise ValueError(f"the {args.preset} preset fine-tunes a trained run: add --set init=RUN (e.g. the run of "
+                         "`egoface train --preset default`)")  # fmt: skip
     if config.calibration is None and config.model not in list_models():  # calibrated: train_calibrated checks
         raise ValueError(f"unknown model {config.model!r}; registered: {', '.join(list_models())}")
     console.print(f"training {config.model} at {config.input_size[0]}x{config.input_size[1]}, batch "
