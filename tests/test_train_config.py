@@ -24,6 +24,7 @@ def test_presets_have_the_documented_settings() -> None:
     assert finetune.model == default.model and finetune.steps == 500 and finetune.optim.lr == 3e-4
     assert finetune.augment is not None and finetune.augment.noise_std > 0 and finetune.augment.blur_sigma_px > 0
 
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_resolved_config_round_trips_through_json(name: str) -> None:
     config = apply_overrides(PRESETS[name], ["input_size=64,80", "data.domains=synthetic,real", "loss.geometry=0.5"])
