@@ -267,14 +267,15 @@ def soak(
     on_frame: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Track `frames` frames of a live synthetic subject at `fps` (paced in real time) with OSC out to a loopback
-    socket; memory is sampled every 500 frames. No memory growth: `rss_growth_mb` (last sample minus the sample
+    socket, the tracker's worker threads not spinning as in `egoface track` (the source paces in a thread of this
+    process); memory is sampled every 500 frames. No memory growth: `rss_growth_mb` (last sample minus the sample
     after the first 10% of frames) near zero; no dropped outputs: `outputs == frames` and `dropped == 0`."""
     source = SyntheticSource(fps=fps, size=size, frames=frames, realtime=True)
     latency = np.zeros(frames)  # preallocated: the measurement itself must not grow memory
     samples: list[tuple[int, float]] = []
     outputs = 0
     with (
-        Tracker.create(TrackerOptions(model_path, threads=threads)) as tracker,
+        Tracker.create(TrackerOptions(model_path, threads=threads, spin=False)) as tracker,  # as `egoface track`
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver,
     ):
         receiver.bind(("127.0.0.1", 0))

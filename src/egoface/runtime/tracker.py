@@ -101,8 +101,9 @@ class TrackerOptions:
     model needs a profile enrolled with it, `egoface enroll --profile NAME`); rom: range-of-motion
     calibration options; failure: failure-detection thresholds; ood: use the model's feature statistics for
     out-of-distribution detection when the file has them; spin: with threads > 1, onnxruntime's worker threads
-    spin between frames (lowest latency for one tracker; turn it off when several trackers share the cores, whose
-    spinning threads would compete for them)."""
+    spin between frames (lowest latency for a bare tracking loop; turn it off when other threads of the process,
+    e.g. live sources and servers, or other trackers share the cores: the spinning threads take the cores from
+    them)."""
 
     model_path: str | os.PathLike[str]
     threads: int = 1
