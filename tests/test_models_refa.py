@@ -130,6 +130,18 @@ def test_the_flipped_side_may_be_the_right_one() -> None:
     torch.testing.assert_close(mirrored.gaze, out.gaze.flip(1) * torch.tensor([-1.0, 1.0]), rtol=1e-5, atol=1e-5)
 
 
+def test_features_are_camera_major_whatever_the_camera_order() -> None:
+    """The encoders run role by role; with cameras interleaved across roles the features are put back in camera
+    order: camera i's slice is its own encoder's features of its own image."""
+    cameras = ("eye_left", "mouth_left", "eye_right", "mouth_right")
+    model = create_model("refa_nano", input_size=(32, 32), cameras=cameras).eval()
+    x = torch.randn(2, *model.input_shape, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        features = model.forward_features(x).unflatten(1, (len(cameras), model.feature_dim))
+        for i, camera in enumerate(cameras):
+            torch.testing.assert_close(features[:, i], model.encoder_for(camera).forward_features(x[:, i]))
+
+
 def test_configurations_that_cannot_share_weights_are_refused() -> None:
     with pytest.raises(ValueError, match="exactly one side of them must be in flipped_cameras"):
         create_model("refa_tiny", flipped_cameras=())
