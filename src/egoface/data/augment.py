@@ -60,6 +60,11 @@ class AugmentConfig:
         if not (0 <= self.blur_sigma_px <= 3 and 0 <= self.noise_std < 1 and 0 <= self.black_level < 1):
             raise ValueError(f"need 0 <= blur_sigma_px <= 3, 0 <= noise_std < 1, 0 <= black_level < 1; got {self}")
 
+    @property
+    def jitters_sensor(self) -> bool:
+        """Whether any sensor-jitter range is open (otherwise `sensor_jitter` changes nothing)."""
+        return max(self.blur_sigma_px, self.noise_std, self.black_level) > 0
+
 
 def _uniform(count: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
     return low + (high - low) * torch.rand(count, generator=generator)

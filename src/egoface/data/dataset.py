@@ -294,7 +294,7 @@ class HeadsetDataset(Dataset[Sample]):
         for name in self.anchors:
             recording, anchor_frame = subject_anchors[name]
             anchor_images[name] = self._views(self._recording(self._ref(ref.subject, recording)), anchor_frame)
-        if anchor_images and self.augment is not None:
+        if anchor_images and self.augment is not None and self.augment.jitters_sensor:
             anchor_images = self._jitter_anchors(anchor_images, index)
         return Sample(
             images=images,
