@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from calibrated_models import random_calibrated, untrained_calibrated
 from egoface.eval.calibrated import anchor_overhead
 from egoface.models import (
     CALIBRATION_MODULES,
@@ -30,10 +31,12 @@ ANCHORS = ("neutral", "maximal_jaw_drop", "closed_eyes")
 WITH_ANCHORS = [m for m in CALIBRATION_MODULES if m != "none"]
 
 
+def _untrained(module: str, seed: int = 0) -> CalibratedEncoder:
+    return untrained_calibrated(module, ANCHORS, SIZE[0], seed)
+
+
 def _model(module: str, seed: int = 0) -> CalibratedEncoder:
-    torch.manual_seed(seed)
-    anchors = ANCHORS if module != "none" else ()
-    return create_calibrated_model("calibrated_nano", input_size=SIZE, calibration=module, anchors=anchors).eval()
+    return random_calibrated(module, ANCHORS, SIZE[0], seed)
 
 
 def _inputs(model: CalibratedEncoder, batch: int = 3, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,35 +68,39 @@ def test_cached_anchors_give_the_outputs_of_recomputing_them(module: str) -> Non
 
 
 @pytest.mark.parametrize("module", ["late_fusion", "pooling"])
-def test_concat_fusion_folds_its_batch_norm_in_eval_mode_exactly(module: str) -> None:
-    """Eval mode folds the fusion's batch norm into the anchors' memory and the per-frame conv: with non-trivial
-    statistics that equals the unfolded conv-BN-act on [current, anchors], in both modes; anchors set in training
-    mode are prepared again by `eval()`."""
+def test_concat_fusion_splits_its_conv_exactly_in_both_modes(module: str) -> None:
+    """The per-user memory (anchor part of the conv, plus its bias) and the per-frame current part add up to the
+    unsplit ReLU(conv([current, summary of the anchors])), in training and in eval mode (the layout conv)."""
     model = _model(module)
-    generator = torch.Generator().manual_seed(7)
-    for norm in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
-        assert norm.running_mean is not None and norm.running_var is not None
-        norm.running_mean.copy_(torch.randn(norm.num_features, generator=generator))
-        norm.running_var.copy_(torch.rand(norm.num_features, generator=generator) + 0.5)
-        norm.weight.data.copy_(torch.randn(norm.num_features, generator=generator))
-        norm.bias.data.copy_(torch.randn(norm.num_features, generator=generator))
     fusion = model.branches["eye"].calibrate
+    generator = torch.Generator().manual_seed(7)
     channels, height, width = model.anchor_feature_shape("eye")[1:]
     current = torch.randn(2, channels, height, width, generator=generator)
     anchors = torch.randn(2, len(ANCHORS), channels, height, width, generator=generator)
     summary = anchors.amax(dim=1) if module == "pooling" else anchors.flatten(1, 2)
     with torch.no_grad():
+        unsplit = torch.relu(fusion.fuse(torch.cat([current, summary], dim=1)))
         for mode in (False, True):
             fusion.train(mode)
-            unfolded = current + fusion.fuse(torch.cat([current, summary], dim=1))
-            torch.testing.assert_close(fusion(current, fusion.prepare(anchors)), unfolded, rtol=1e-5, atol=1e-5)
-        model.eval()
-        x, anchor_images = _inputs(model)
-        recomputed = model.forward_with_anchor_images(x, anchor_images[None].expand(len(x), *anchor_images.shape))
-        model.train()
-        model.set_anchors(model.enroll(anchor_images))  # prepared for training mode ...
-        model.eval()  # ... and again for eval mode
-        _assert_outputs_close(tuple(model(x)), tuple(recomputed))
+            torch.testing.assert_close(fusion(current, fusion.prepare(anchors)), unsplit, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("module", ["late_fusion", "pooling"])
+def test_concat_fusion_starts_as_the_encoder_without_anchors(module: str) -> None:
+    """Untrained, the fusion is the identity on phi_exp's (non-negative) maps and ignores the anchors: the encoder
+    gives the outputs of the same weights without anchors, whatever the anchors."""
+    model = _untrained(module)
+    bare = create_calibrated_model("calibrated_nano", input_size=SIZE, calibration="none", anchors=()).eval()
+    bare.load_state_dict({k: v for k, v in model.state_dict().items() if "calibrate" not in k})
+    x, anchors = _inputs(model)
+    with torch.no_grad():
+        model.set_anchors(model.enroll(anchors))
+        first = model(x)
+        model.set_anchors(model.enroll(torch.randn_like(anchors)))
+        second = model(x)
+        reference = bare(x)
+    _assert_outputs_close(tuple(first), tuple(reference))
+    _assert_outputs_close(tuple(second), tuple(reference))
 
 
 @pytest.mark.parametrize("module", ["pooling", "cross_attention", "self_attention"])

@@ -18,11 +18,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from calibrated_models import random_calibrated
 from egoface.cli.main import main
 from egoface.cli.runtime import model_file
 from egoface.data import DatasetStore
 from egoface.models import save_model
-from egoface.models.calibrated import CALIBRATION_MODULES, CalibratedEncoder, create_calibrated_model
+from egoface.models.calibrated import CALIBRATION_MODULES, CalibratedEncoder
 from egoface.runtime.calibration import Profile, ProfileStore
 from egoface.runtime.export import ANCHOR_METADATA_KEYS, METADATA_KEYS, OUTPUT_NAMES, enroll_graph_path, export_onnx
 from egoface.runtime.tracker import AnchorEnroller, AnchorInput, Tracker, TrackerOptions
@@ -34,10 +35,8 @@ _DIR = Path(tempfile.mkdtemp(prefix="egoface-calibrated-tests-"))
 
 
 def calibrated(module: str, seed: int = 0) -> CalibratedEncoder:
-    """calibrated_nano with `module`, two anchors, 32x32, seeded random weights, eval mode."""
-    torch.manual_seed(seed)
-    anchors = ANCHORS if module != "none" else ()
-    return create_calibrated_model("calibrated_nano", calibration=module, anchors=anchors, input_size=(SIZE, SIZE))
+    """calibrated_nano with `module`, two anchors, 32x32, seeded random weights (fusions too), eval mode."""
+    return random_calibrated(module, ANCHORS, SIZE, seed)
 
 
 @functools.cache

@@ -4,11 +4,13 @@ the WebSocket stream (messages, limits, token), and recordings to JSONL / CSV.""
 from __future__ import annotations
 
 import base64
+import gc
 import io
 import json
 import socket
 import threading
 import time
+import types
 import urllib.error
 import urllib.request
 
@@ -441,3 +443,24 @@ def test_egoface_track_command_on_image_folders(tmp_path, receiver, capsys):
     receiver.wait_for(report["osc_datagrams"])
     assert main(["track", "--source", f"files:{folders}", "--model", str(exported()), "--osc", "arkit"]) == 2
     assert "unknown convention 'arkit'" in capsys.readouterr().err
+
+
+def test_track_loop_runs_with_the_heap_frozen_and_thaws_it_after():
+    """Everything alive when the loop starts sits in the collector's permanent generation while frames run (no full
+    collection walks it mid-run), and goes back afterwards, also when the loop ends by Ctrl-C."""
+    frozen_during: list[int] = []
+
+    class RecordingTracker:
+        cameras = ("eye_left",)
+
+        def track(self, frames, timestamp):
+            frozen_during.append(gc.get_freeze_count())
+            if len(frozen_during) == 3:
+                raise KeyboardInterrupt
+            return types.SimpleNamespace(latency_ms=1.0, failures={}, held=False)
+
+    before = gc.get_freeze_count()
+    summary = TrackLoop(RecordingTracker()).run((None, float(i)) for i in range(10))
+    assert summary.frames == 2 and len(frozen_during) == 3
+    assert min(frozen_during) > before + 1000  # at least the test session's modules and objects
+    assert gc.get_freeze_count() == before

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from egoface.cli._common import console, print_json
+from egoface.runtime.heap import frozen_heap
 
 __all__ = ["Histogram", "TrackLoop", "TrackSummary", "register", "resolve_model"]
 
@@ -159,23 +160,26 @@ class TrackLoop:
         summary = self.summary
         start = last_status = time.perf_counter()
         failures_before = 0  # at the last status line
-        try:
-            for frames, timestamp in _limit(source, max_frames):
-                self._run_commands()
-                result = self._step(frames, timestamp)
-                now = time.perf_counter()
-                if self.status is not None and now - last_status >= 1.0:
-                    recent = self._recent_ms
-                    line = (
-                        f"{now - start:6.1f} s  {len(recent) / (now - last_status):5.1f} fps  latency p50 "
-                        f"{np.median(recent):.2f} ms p99 {np.percentile(recent, 99):.2f} ms  failures "
-                        f"{summary.failure_frames - failures_before}  dropped {dropped()}"
-                    )
-                    self.status(line + (f"  [{'; '.join(_failure_text(result.failures))}]" if result.failures else ""))
-                    last_status, failures_before = now, summary.failure_frames
-                    recent.clear()
-        except KeyboardInterrupt:
-            pass
+        with frozen_heap():  # no full garbage collection through the whole heap mid-run
+            try:
+                for frames, timestamp in _limit(source, max_frames):
+                    self._run_commands()
+                    result = self._step(frames, timestamp)
+                    now = time.perf_counter()
+                    if self.status is not None and now - last_status >= 1.0:
+                        recent = self._recent_ms
+                        line = (
+                            f"{now - start:6.1f} s  {len(recent) / (now - last_status):5.1f} fps  latency p50 "
+                            f"{np.median(recent):.2f} ms p99 {np.percentile(recent, 99):.2f} ms  failures "
+                            f"{summary.failure_frames - failures_before}  dropped {dropped()}"
+                        )
+                        self.status(
+                            line + (f"  [{'; '.join(_failure_text(result.failures))}]" if result.failures else "")
+                        )
+                        last_status, failures_before = now, summary.failure_frames
+                        recent.clear()
+            except KeyboardInterrupt:
+                pass
         summary.seconds = time.perf_counter() - start
         return summary
 

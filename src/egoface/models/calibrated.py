@@ -14,13 +14,15 @@ Fusing that late keeps the per-frame cost of the anchors small: the fused map is
 Calibration modules
 (`CALIBRATION_MODULES`, Table 3), each `(current (N, c, h, w), anchors (N, M, c, h, w)) -> (N, c, h, w)`:
 
-- `late_fusion` (default): channel concatenation [current, anchor_1 .. anchor_M], a 1x1 conv-BN-act back to c
-  channels added to the current map (a residual: training starts from the encoder without anchors instead of from
-  a map in which the current frame is one input in 1 + M), then the tail's convolution blocks;
+- `late_fusion` (default): channel concatenation [current, anchor_1 .. anchor_M], a 1x1 conv (with bias) and ReLU
+  back to c channels, then the tail's convolution blocks. The conv starts as the identity on the current map and
+  zero on the anchors, so training starts from the encoder without anchors (a randomly initialized fusion, in
+  which the current frame is one input in 1 + M, trained to near-neutral outputs);
 - `cross_attention`: current tokens (h*w) are queries, the anchors' M*h*w tokens keys and values;
 - `self_attention`: one pre-norm Transformer encoder layer over the concatenated current and anchor tokens, the
   current tokens kept;
-- `pooling`: element-wise max over the anchors (PointNet, Qi et al.), concatenated with current, 1x1 conv, residual;
+- `pooling`: element-wise max over the anchors (PointNet, Qi et al.), concatenated with current, the same 1x1 conv
+  and ReLU;
 - `early_fusion`: the raw current and anchor images concatenated as input channels of the whole backbone
   (phi_exp is the identity, so the "anchor features" cached at enrollment are the normalized anchor images);
 - `none`: the same encoder without anchors (the uncalibrated reference).
@@ -48,7 +50,6 @@ from torch import nn
 from egoface.models.backbones import Backbone
 from egoface.models.config import ModelConfig, camera_role, camera_side
 from egoface.models.heads import ExpressionAssembler, TrackerOutput, mlp, unit_interval
-from egoface.models.layers import ConvBnAct
 from egoface.models.registry import Registry, backbone_from_config, get_backbone_config, register_model_class
 from egoface.models.regressor import TrackerModel, _check_shared_encoders
 
@@ -163,49 +164,33 @@ class _EarlyFusion(_Calibration):
 
 
 class _ConcatFusion(_Calibration):
-    """current + (1x1 conv-BN-hardswish of [current, summary of the anchors] along channels). The summary is
-    every anchor map (`late_fusion`) or their element-wise max (`pooling`, order-free). The bias-free 1x1 conv is
-    linear, so it splits into a current part and an anchor part; `prepare` computes the anchor part, leaving a
-    c -> c conv per frame. In eval mode the batch norm (then a per-channel affine map) is folded too: into the
-    anchor part (scale and shift) and into the per-frame conv's weights (scale), so a frame pays conv, add and
-    activation only; the memory of one mode is wrong in the other (the encoder re-prepares on `train`/`eval`)."""
+    """ReLU(1x1 conv with bias of [current, summary of the anchors] along channels), the conv's current part
+    initialized to the identity and its anchor part to zero: phi_exp's maps are ReLU outputs (>= 0), so training
+    starts exactly from the encoder without anchors. The summary is every anchor map (`late_fusion`) or their
+    element-wise max (`pooling`, order-free). The conv is linear, so it splits into a current part and an anchor
+    part; `prepare` computes the anchor part and the bias once per user, leaving per frame a c -> c conv whose sum
+    with the memory and activation onnxruntime fuses into it (one op per frame)."""
 
     def __init__(self, channels: int, num_anchors: int, pool: bool) -> None:
         super().__init__()
         self.channels, self.pool = channels, pool
-        self.fuse = ConvBnAct((2 if pool else 1 + num_anchors) * channels, channels, 1, act="hardswish")
+        self.fuse = nn.Conv2d((2 if pool else 1 + num_anchors) * channels, channels, 1)
+        with torch.no_grad():
+            self.fuse.weight.zero_()
+            self.fuse.weight[:, :channels, 0, 0] = torch.eye(channels)
+            self.fuse.bias.zero_()
 
     def prepare(self, anchors: torch.Tensor) -> torch.Tensor:
         summary = anchors.amax(dim=1) if self.pool else anchors.flatten(1, 2)  # (N, c or M c, h, w)
-        anchor_part = F.conv2d(summary, self._weight()[:, self.channels :])  # (N, c, h, w)
-        if self.training:
-            return anchor_part
-        scale, shift = self._norm_affine()
-        return anchor_part * scale[:, None, None] + shift[:, None, None]
+        return F.conv2d(summary, self.fuse.weight[:, self.channels :], self.fuse.bias)  # (N, c, h, w)
 
     def forward(self, current: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
-        _, norm, act = self.fuse
-        weight = self._weight()[:, : self.channels]
-        if self.training:
-            return current + act(norm(F.conv2d(current, weight) + memory))
-        # An identity depthwise 1x1 conv on the memory (exact): it brings the memory into onnxruntime's blocked
-        # (NCHWc) layout, where the add and the activation then fuse into the conv; a plain graph input stays NCHW
-        # and costs reorders and three element-wise passes per frame.
-        memory = F.conv2d(memory, memory.new_ones(self.channels, 1, 1, 1), groups=self.channels)
-        return current + act(F.conv2d(current, weight * self._norm_affine()[0][:, None, None, None]) + memory)
-
-    def _weight(self) -> torch.Tensor:
-        """The 1x1 conv's weight (c, c + summary channels, 1, 1): input channels [current, summary]."""
-        conv = self.fuse[0]
-        assert isinstance(conv, nn.Conv2d)
-        return conv.weight
-
-    def _norm_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The eval-mode batch norm as `scale * x + shift`, both (c,)."""
-        norm = self.fuse[1]
-        assert isinstance(norm, nn.BatchNorm2d) and norm.running_var is not None and norm.running_mean is not None
-        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-        return scale, norm.bias - norm.running_mean * scale
+        if not self.training:
+            # An identity depthwise 1x1 conv on the memory (exact): it brings the memory into onnxruntime's blocked
+            # (NCHWc) layout, where the add and the activation then fuse into the conv; a plain graph input stays
+            # NCHW and costs reorders and element-wise passes per frame.
+            memory = F.conv2d(memory, memory.new_ones(self.channels, 1, 1, 1), groups=self.channels)
+        return F.relu(F.conv2d(current, self.fuse.weight[:, : self.channels]) + memory)
 
 
 class _Attention(_Calibration):
@@ -342,14 +327,6 @@ class CalibratedEncoder(TrackerModel):
         self.assemble = ExpressionAssembler(config)
         self._anchors: AnchorCache | None = None
         self._memory: dict[str, torch.Tensor] = {}  # per role (1, k, ...): the modules' `prepare` of the cache
-
-    def train(self, mode: bool = True) -> CalibratedEncoder:
-        """Switch mode, and prepare the enrolled anchors' memory again for it (a module may prepare differently in
-        eval mode, e.g. folding its batch norm)."""
-        super().train(mode)
-        if self._anchors is not None:
-            self.set_anchors(self._anchors)
-        return self
 
     def _branch(self, role: str) -> _Branch:
         branch = self.branches[role]

@@ -37,6 +37,7 @@ from egoface.models.registry import model_from_config
 from egoface.models.regressor import TrackerModel
 from egoface.runtime.calibration import Profile
 from egoface.runtime.export import count_macs, export_onnx
+from egoface.runtime.heap import frozen_heap
 from egoface.runtime.osc import OscSender, OscTarget
 from egoface.runtime.sources import SyntheticSource
 from egoface.runtime.tracker import AnchorEnroller, Tracker, TrackerOptions
@@ -267,9 +268,10 @@ def soak(
     on_frame: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Track `frames` frames of a live synthetic subject at `fps` (paced in real time) with OSC out to a loopback
-    socket, the tracker's worker threads not spinning as in `egoface track` (the source paces in a thread of this
-    process); memory is sampled every 500 frames. No memory growth: `rss_growth_mb` (last sample minus the sample
-    after the first 10% of frames) near zero; no dropped outputs: `outputs == frames` and `dropped == 0`."""
+    socket, as `egoface track` runs: the tracker's worker threads not spinning (the source paces in a thread of this
+    process) and the heap frozen (`frozen_heap`). Memory is sampled every 500 frames. No memory growth:
+    `rss_growth_mb` (last sample minus the sample after the first 10% of frames) near zero; no dropped outputs:
+    `outputs == frames` and `dropped == 0`."""
     source = SyntheticSource(fps=fps, size=size, frames=frames, realtime=True)
     latency = np.zeros(frames)  # preallocated: the measurement itself must not grow memory
     samples: list[tuple[int, float]] = []
@@ -280,7 +282,7 @@ def soak(
     ):
         receiver.bind(("127.0.0.1", 0))
         receiver.setblocking(False)
-        with OscSender([OscTarget("babble", "127.0.0.1", receiver.getsockname()[1])]) as sender, source:
+        with OscSender([OscTarget("babble", "127.0.0.1", receiver.getsockname()[1])]) as sender, source, frozen_heap():
             begin = time.perf_counter()
             for frame in source:
                 result = tracker.track(frame.select(tracker.cameras), frame.timestamp)
