@@ -175,6 +175,7 @@ class _ConcatFusion(_Calibration):
         super().__init__()
         self.channels, self.pool = channels, pool
         self.fuse = nn.Conv2d((2 if pool else 1 + num_anchors) * channels, channels, 1)
+        assert self.fuse.bias is not None
         with torch.no_grad():
             self.fuse.weight.zero_()
             self.fuse.weight[:, :channels, 0, 0] = torch.eye(channels)
