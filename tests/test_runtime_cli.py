@@ -5,6 +5,9 @@ and `bench soak` print their documented JSON keys; a missing shipped model fails
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from egoface.cli.runtime import model_file
 from egoface.data import DatasetStore
 from egoface.models import save_model
 from egoface.runtime.calibration import ProfileStore
+from egoface.runtime.stallwatch import StallWatch
 from egoface.runtime.tracker import Tracker, TrackerOptions
 from runtime_models import exported, small_model
 from test_data_helpers import make_recording
@@ -88,6 +92,23 @@ def test_bench_soak_small(capsys) -> None:
     # frames are dropped only when the process is not scheduled for 4 frame periods (56 ms), which a busy shared
     # machine does now and then; the figure for a run is what `bench soak` reports
     assert result["dropped"] <= 3 and result["rss_growth_mb"] < 20
+    assert result["machine_stalls"] >= 0 and 0 <= result["dropped_in_machine_stalls"] <= result["dropped"]
+
+
+def test_stall_watch_sees_a_stall_of_its_process_and_places_drops_in_it() -> None:
+    """The watcher is stopped (SIGSTOP) for 150 ms, as a hypervisor would stop a whole machine: it records one
+    stall of about that length, and a time inside it counts as overlapping, a time well after it does not."""
+    with StallWatch(threshold_ms=50.0) as watch:
+        time.sleep(0.05)
+        os.kill(watch.process.pid, signal.SIGSTOP)
+        inside = time.monotonic()
+        time.sleep(0.15)
+        os.kill(watch.process.pid, signal.SIGCONT)
+        time.sleep(0.05)
+    assert len(watch.stalls) == 1
+    end, length = watch.stalls[0]
+    assert 0.14 <= length < 1.0 and end > inside
+    assert watch.overlapping([inside, end + 0.05, end + 1.0]) == 2
 
 
 def test_model_file_exports_a_run_once(tmp_path) -> None:
