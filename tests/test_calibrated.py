@@ -166,7 +166,9 @@ def test_model_file_round_trips_with_module_and_anchors(tmp_path: Path) -> None:
         model.set_anchors(model.enroll(anchors))
         loaded.set_anchors(loaded.enroll(anchors))
         _assert_outputs_close(tuple(model(x)), tuple(loaded(x)))
-    assert {"calibrated_nano", "calibrated_mobilenetv3_tiny"} <= set(list_calibrated_models())
+    assert {"calibrated_nano", "calibrated_lite", "calibrated_lite_192", "calibrated_mobilenetv3_tiny"} <= set(
+        list_calibrated_models()
+    )
 
 
 def test_config_rejects_unknown_modules_and_missing_anchors() -> None:
