@@ -14,7 +14,7 @@ import torch
 from egoface.capture.recording import SubjectInfo
 from egoface.data import DatasetStore, HeadsetDataset, collate
 from egoface.eval.calibrated import CalibratedPredictor
-from egoface.eval.evaluate import EnrollingPredictor
+from egoface.eval.evaluate import EnrollingPredictor, NeutralPredictor
 from egoface.models import CALIBRATION_MODULES, CalibratedEncoder, load_model, normalize_images, save_model
 from egoface.train import PRESETS, GeometryLoss, TrainConfig, apply_overrides, read_metrics
 from egoface.train.calibrated import (
@@ -119,6 +119,27 @@ def test_predictor_enrolls_each_subject_from_its_anchor_segments(store_root: Pat
     assert model.enrolled_anchors is not None
     for role, maps in expected.features.items():
         torch.testing.assert_close(model.enrolled_anchors.features[role], maps)
+
+
+def test_demo_enrollment_step_enrolls_every_subject_and_draws_the_first_ones_anchors(
+    store_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    from egoface.cli.demo import _enroll
+
+    config = apply_overrides(PRESETS["calibrated-tiny"], HELPER)
+    train_calibrated(config, store_root, tmp_path / "run", tensorboard=False)
+    predictor = CalibratedPredictor(load_model(tmp_path / "run"), "run")
+    enrolled = _enroll(predictor, store_root, ["s001", "s000"], tmp_path / "enrollment.png")
+    assert list(enrolled) == ["s001", "s000"]
+    assert all(e["anchors"] == ["neutral", "jaw_open_max"] and e["enroll_ms"] > 0 for e in enrolled.values())
+    assert "enrolled s000: 2 anchor expressions (neutral, jaw_open_max)" in capsys.readouterr().err
+    with Image.open(tmp_path / "enrollment.png") as sheet:  # 2 anchors x 4 cameras of 32 px, labelled rows
+        assert sheet.width == 4 * 32 and sheet.height > 2 * 32
+    neutral = NeutralPredictor(predictor.cameras)  # no anchors: no enrollment step
+    assert _enroll(neutral, store_root, ["s001"], tmp_path / "none.png") == {}
+    assert not (tmp_path / "none.png").exists()
 
 
 def test_anchor_bank_reads_each_subjects_anchor_segments(store_root: Path) -> None:

@@ -245,3 +245,34 @@ def test_model_file_exports_a_calibrated_run_with_its_enroll_graph(tmp_path) -> 
     enroll.unlink()  # a cache missing half of the pair is exported again
     assert model_file(str(tmp_path / "run"), cache=tmp_path / "cache") == first and enroll.is_file()
     assert AnchorEnroller(first).anchor_input.module == "pooling"
+
+
+def test_feature_statistics_read_each_frame_against_its_subjects_anchors(tmp_path) -> None:
+    from egoface.runtime.export import feature_statistics
+
+    store = tmp_path / "store"
+    for index in range(2):  # the helper recordings hold the anchor segments neutral and jaw_open_max
+        DatasetStore(store).write_recording(make_recording(subject=f"s{index}", frames=30, seed=index))
+    model = random_calibrated("late_fusion", ("neutral", "jaw_open_max"), SIZE).eval()
+    ood = feature_statistics(model, store, max_frames=60)
+    assert [block.name for block in ood.blocks] == list(model.feature_cameras) == [
+        "eye_left", "eye_right", "mouth_left", "mouth_right"
+    ]  # fmt: skip
+    assert ood.blocks[0].statistics.frames == 60 and model.enrolled_anchors is None  # nothing left enrolled
+    # the features are those of each subject's enrolled encoder: the statistics' mean equals their mean
+    from egoface.data import HeadsetDataset
+    from egoface.models import normalize_images
+
+    config = model.config
+    dataset = HeadsetDataset(
+        store, cameras=config.cameras, resolution=(SIZE, SIZE), flip_left=bool(config.flipped), anchors=config.anchors
+    )
+    rows = []
+    for index in range(len(dataset)):
+        sample = dataset[index]
+        anchors = torch.stack([sample.anchor_images[name] for name in model.config.anchors])
+        model.set_anchors(model.enroll(normalize_images(anchors, model.config)))
+        with torch.no_grad():
+            rows.append(model.forward_features(normalize_images(sample.images[None], model.config))[0].numpy())
+    width = model.feature_dim
+    np.testing.assert_allclose(ood.blocks[3].statistics.mean, np.mean(rows, axis=0)[3 * width :], atol=1e-4)

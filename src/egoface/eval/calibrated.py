@@ -42,18 +42,23 @@ class CalibratedPredictor(ModelPredictor):
         super().__init__(model, name)
         self.enrolled: str | None = None
 
-    def enroll_subject(self, root: str, info: SubjectInfo) -> None:
-        """Cache the anchor features of `info.subject` (its anchors: the first recording, in sorted order, holding
-        each anchor segment; raises ValueError naming the anchors a subject lacks)."""
+    def anchor_images(self, root: str, info: SubjectInfo) -> torch.Tensor:
+        """The anchor frames of `info.subject`, `(M, C, 1, H, W)` in [0, 1] at the model's resolution, anchors in
+        the model's order: the peak frames of the first recording (sorted) holding each anchor segment; raises
+        ValueError naming the anchors a subject lacks."""
         anchors = self.model.config.anchors
-        if self.enrolled == info.subject or not anchors:
-            return
         dataset = HeadsetDataset(
             root, domains=(info.domain,), splits=(info.split,), subjects=[info.subject], cameras=self.cameras,
             resolution=self.resolution, anchors=anchors,
         )  # fmt: skip
         sample = dataset[0]
-        images = torch.stack([sample.anchor_images[name] for name in anchors])  # (M, C, 1, H, W) in [0, 1]
+        return torch.stack([sample.anchor_images[name] for name in anchors])
+
+    def enroll_subject(self, root: str, info: SubjectInfo) -> None:
+        """Cache the anchor features of `info.subject` (its `anchor_images`) for its frames."""
+        if self.enrolled == info.subject or not self.model.config.anchors:
+            return
+        images = self.anchor_images(root, info)
         self.model.set_anchors(self.model.enroll(normalize_images(images, self.model.config)))
         self.enrolled = info.subject
 

@@ -334,6 +334,12 @@ class CalibratedEncoder(TrackerModel):
         assert isinstance(branch, _Branch)
         return branch
 
+    @property
+    def feature_cameras(self) -> tuple[str, ...]:
+        """The cameras of `forward_features`' blocks of F features, in order (eye cameras, then mouth cameras,
+        the subject's left first)."""
+        return tuple(self.config.cameras[i] for role in _BRANCH_ROLES for i in self._cameras[role])
+
     def anchor_feature_shape(self, role: str) -> tuple[int, ...]:
         """Shape of one anchor's cached features for `role`: (k cameras, c, h, w)."""
         return (len(self._cameras[role]), *self._branch(role).map_shape)

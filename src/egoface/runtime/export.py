@@ -111,19 +111,38 @@ def feature_statistics(
 ) -> OodDetector:
     """Summarize the model's features over up to `max_frames` random training frames of the synthetic domain in the
     dataset store at `root` (fed exactly as in training: `prepare_views` then `normalize_images`): per camera for
-    REFA's regressor (its features are camera-major blocks), else over all features."""
+    REFA's regressor and the calibrated encoder (their features are camera-major blocks), else over all features.
+    A calibrated encoder reads each frame against its own subject's anchors (enrolled from the subject's anchor
+    segments, as the runtime reads a user's frames against the user's profile)."""
     from egoface.data.dataset import HeadsetDataset
 
     config = model.config
-    dataset = HeadsetDataset(root, cameras=config.cameras, resolution=config.input_size, flip_left=bool(config.flipped))
+    view = {"cameras": config.cameras, "resolution": config.input_size, "flip_left": bool(config.flipped)}
+    dataset = HeadsetDataset(root, **view)
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(dataset), size=min(max_frames, len(dataset)), replace=False))
-    features = []
+    anchors = model.config.anchors if isinstance(model, CalibratedEncoder) else ()
+    with_anchors = HeadsetDataset(root, anchors=anchors, **view) if anchors else None
+    features, enrolled = [], None
     with torch.no_grad():
         for batch in _batches(chosen, batch_size):
-            images = torch.stack([dataset[int(i)].images for i in batch])
-            features.append(model.eval().forward_features(normalize_images(images, config)).numpy())
-    cameras = config.cameras if isinstance(model, RefaRegressor) else None
+            samples = [dataset[int(i)] for i in batch]
+            if with_anchors is None:
+                images = torch.stack([sample.images for sample in samples])
+                features.append(model.eval().forward_features(normalize_images(images, config)).numpy())
+                continue
+            assert isinstance(model, CalibratedEncoder)
+            for index, sample in zip(batch, samples, strict=True):  # batches of one subject's frames
+                if sample.subject != enrolled:
+                    anchor_images = with_anchors[int(index)].anchor_images
+                    stacked = torch.stack([anchor_images[name] for name in anchors])  # (M, C, 1, H, W)
+                    model.set_anchors(model.enroll(normalize_images(stacked, config)))
+                    enrolled = sample.subject
+                features.append(model.eval().forward_features(normalize_images(sample.images[None], config)).numpy())
+    cameras: tuple[str, ...] | None = config.cameras if isinstance(model, RefaRegressor) else None
+    if isinstance(model, CalibratedEncoder):
+        model.set_anchors(None)
+        cameras = model.feature_cameras
     return OodDetector.fit(np.concatenate(features), cameras)
 
 
