@@ -24,6 +24,7 @@ export time only; the runtime reads the files with onnxruntime.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -117,12 +118,14 @@ def feature_statistics(
     from egoface.data.dataset import HeadsetDataset
 
     config = model.config
-    view = {"cameras": config.cameras, "resolution": config.input_size, "flip_left": bool(config.flipped)}
-    dataset = HeadsetDataset(root, **view)
+    view = functools.partial(
+        HeadsetDataset, root, cameras=config.cameras, resolution=config.input_size, flip_left=bool(config.flipped)
+    )
+    dataset = view()
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(dataset), size=min(max_frames, len(dataset)), replace=False))
     anchors = model.config.anchors if isinstance(model, CalibratedEncoder) else ()
-    with_anchors = HeadsetDataset(root, anchors=anchors, **view) if anchors else None
+    with_anchors = view(anchors=anchors) if anchors else None
     features, enrolled = [], None
     with torch.no_grad():
         for batch in _batches(chosen, batch_size):
