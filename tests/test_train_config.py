@@ -25,6 +25,23 @@ def test_presets_have_the_documented_settings() -> None:
     assert finetune.augment is not None and finetune.augment.noise_std > 0 and finetune.augment.blur_sigma_px > 0
 
 
+def test_the_train_command_offers_every_preset() -> None:
+    from egoface.cli.train import TRAIN_PRESETS
+
+    assert set(TRAIN_PRESETS) == set(PRESETS)
+
+
+def test_the_calibrated_lite_stages_are_the_default_recipe_on_the_calibrated_encoder() -> None:
+    lite, finetune = PRESETS["calibrated-lite"], PRESETS["calibrated-lite-finetune"]
+    assert lite.model == "calibrated_lite_192" and lite.input_size == (192, 192) and lite.calibration is not None
+    assert lite.calibration.loss == "code" and lite.loss == PRESETS["default"].loss and lite.steps == 3000
+    assert lite.data.subjects_per_batch == 4 and finetune.calibration == lite.calibration
+    default_finetune = PRESETS["default-finetune"]
+    assert (finetune.model, finetune.steps, finetune.optim, finetune.augment) == (
+        lite.model, 500, default_finetune.optim, default_finetune.augment
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_resolved_config_round_trips_through_json(name: str) -> None:
     config = apply_overrides(PRESETS[name], ["input_size=64,80", "data.domains=synthetic,real", "loss.geometry=0.5"])

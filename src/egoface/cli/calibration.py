@@ -33,8 +33,8 @@ _MESH_TARGET_PCT, _LATENCY_TARGET_PCT = 15.0, 5.0  # issue 5's targets
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="dataset directory (egoface generate --out DIR)")
     parser.add_argument("--out", required=True, help="output directory (runs/, results, report); resumed")
-    parser.add_argument("--preset", default="calibrated-tiny", choices=("calibrated-tiny", "calibrated-default"),
-                        help="training preset of every experiment")  # fmt: skip
+    parser.add_argument("--preset", default="calibrated-tiny", help="training preset of every experiment",
+                        choices=("calibrated-tiny", "calibrated-default", "calibrated-lite"))  # fmt: skip
     parser.add_argument("--steps", type=int, help="optimizer steps per experiment (replaces the preset's)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="change a config field of every experiment, e.g. calibration.photometric=0")  # fmt: skip

@@ -18,12 +18,19 @@ if TYPE_CHECKING:
     from egoface.train import TrainConfig
 
 
+#: `egoface.train.PRESETS`' names, here so that `--help` does not import torch (a test keeps them equal).
+TRAIN_PRESETS = (
+    "tiny", "default", "default-finetune", "paper", "calibrated-tiny", "calibrated-default", "calibrated-lite",
+    "calibrated-lite-finetune",
+)  # fmt: skip
+
+
 def _add_config_arguments(parser: argparse.ArgumentParser, default_preset: str | None) -> None:
     parser.add_argument(
         "--preset",
         required=default_preset is None,
         default=default_preset,
-        choices=("tiny", "default", "default-finetune", "paper", "calibrated-tiny", "calibrated-default"),
+        choices=TRAIN_PRESETS,
         help="named training config (egoface.train.PRESETS)",
     )
     parser.add_argument(

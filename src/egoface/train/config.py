@@ -249,8 +249,28 @@ _DEFAULT = TrainConfig(
     optim=OptimConfig(lr=1e-3, weight_decay=1e-5, warmup_steps=100, grad_clip=5.0),
     loss=LossConfig(expression=1.0, expression_l2=1.0, geometry=1.0),
 )
+#: The anchor-calibrated encoder at the runtime's resolution: the default preset's recipe on `calibrated_lite_192`
+#: (late fusion of the six enrollment anchors, the tracker's code loss + rig-mesh L1), in batches of 4 subjects x 8
+#: frames so that a step encodes 4 subjects' anchors, not 32.
+_CALIBRATED_LITE = dataclasses.replace(
+    _DEFAULT,
+    model="calibrated_lite_192",
+    data=DataConfig(num_workers=2, subjects_per_batch=4),
+    calibration=CalibrationConfig(loss="code"),
+)
 #: Presets that fine-tune a trained run: they need `init`.
-FINETUNE_PRESETS = ("default-finetune",)
+FINETUNE_PRESETS = ("default-finetune", "calibrated-lite-finetune")
+
+
+def _jitter_stage(config: TrainConfig) -> TrainConfig:
+    """The second stage of a shipped model's training: 500 steps at lr 3e-4 from `init` with sensor jitter."""
+    return dataclasses.replace(
+        config,
+        steps=500,
+        optim=OptimConfig(lr=3e-4, weight_decay=1e-5, warmup_steps=20, grad_clip=5.0),
+        augment=AugmentConfig(blur_sigma_px=1.0, noise_std=0.02, black_level=0.04),
+    )
+
 
 PRESETS: dict[str, TrainConfig] = {
     # Tests and smoke runs: a couple of steps on a tiny model at a tiny resolution.
@@ -273,12 +293,7 @@ PRESETS: dict[str, TrainConfig] = {
     # learns the synthetic camera's blur and noise; this stage makes it robust to another camera's (real-domain mesh
     # L2 0.69 -> 0.50 mm) and keeps its synthetic accuracy. Jitter from the first step cost synthetic accuracy
     # (0.44 vs 0.38 mm after 2500 steps).
-    "default-finetune": dataclasses.replace(
-        _DEFAULT,
-        steps=500,
-        optim=OptimConfig(lr=3e-4, weight_decay=1e-5, warmup_steps=20, grad_clip=5.0),
-        augment=AugmentConfig(blur_sigma_px=1.0, noise_std=0.02, black_level=0.04),
-    ),
+    "default-finetune": _jitter_stage(_DEFAULT),
     # The anchor-calibrated encoder (Universal Sec. 4.3) in tests and smoke runs: tiny data has these anchors.
     "calibrated-tiny": TrainConfig(
         model="calibrated_nano",
@@ -305,6 +320,10 @@ PRESETS: dict[str, TrainConfig] = {
         loss=LossConfig(expression=1.0, expression_l2=1.0),
         calibration=CalibrationConfig(),
     ),
+    # The calibrated encoder behind the shipped tracker's backbone, at 192x192, and its jitter stage (as the
+    # default preset's two stages).
+    "calibrated-lite": _CALIBRATED_LITE,
+    "calibrated-lite-finetune": _jitter_stage(_CALIBRATED_LITE),
     # The papers' settings (Universal Sec. 5.1, REFA Sec. 7): 192x192, AdamW, lr 1e-3 cosine, wd 1e-5, batch 16,
     # 150k steps. Runs on a cluster, not here.
     "paper": TrainConfig(
