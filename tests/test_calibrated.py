@@ -171,6 +171,39 @@ def test_model_file_round_trips_with_module_and_anchors(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("module", ["late_fusion", "pooling"])
+def test_per_eye_heads_mirror_exactly_and_keep_each_eye_to_its_camera(module: str) -> None:
+    """REFA's per-eye heads on the calibrated encoder: the mirrored face (and mirrored anchors) gives the mirrored
+    eye outputs, and changing one eye's frame moves only that eye's shapes and gaze (a wink stays possible)."""
+    from test_models_refa import column, mirrored_scene, preprocess
+
+    model = random_calibrated(module, ANCHORS, SIZE[0], per_eye_head=True)
+    assert model.head.eye_mlp is not None and not hasattr(model, "fuse")
+    generator = torch.Generator().manual_seed(5)
+    raw = torch.nn.functional.interpolate(torch.randn(4 * 4, 1, 4, 4, generator=generator), size=SIZE, mode="bilinear")
+    raw = raw.unflatten(0, (4, 4)) + torch.randn(4, 4, 1, 1, 1, generator=generator)  # 1 frame + 3 anchors
+    config = model.config
+    with torch.no_grad():
+        model.set_anchors(model.enroll(preprocess(raw[1:], config)))
+        out = model(preprocess(raw[:1], config))
+        model.set_anchors(model.enroll(preprocess(mirrored_scene(raw[1:], config), config)))
+        mirrored = model(preprocess(mirrored_scene(raw[:1], config), config))
+    assert (out.gaze[:, 0] - out.gaze[:, 1]).abs().max() > 1e-3  # the two eyes differ: the check is not trivial
+    for shape in config.eye_shapes:
+        for side, other in (("_L", "_R"), ("_R", "_L")):
+            torch.testing.assert_close(column(mirrored, shape + side), column(out, shape + other), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(mirrored.gaze, out.gaze.flip(1) * torch.tensor([-1.0, 1.0]), rtol=1e-5, atol=1e-5)
+    images = preprocess(raw[:1], config)
+    changed = images.clone()
+    changed[:, config.cameras.index("eye_left")] += 1.0
+    with torch.no_grad():
+        before, after = model(images), model(changed)
+    torch.testing.assert_close(after.gaze[:, 1], before.gaze[:, 1], rtol=0, atol=1e-5)
+    assert (after.gaze[:, 0] - before.gaze[:, 0]).abs().max() > 1e-4
+    for shape in config.eye_shapes:
+        torch.testing.assert_close(column(after, shape + "_R"), column(before, shape + "_R"), rtol=0, atol=1e-6)
+
+
 def test_config_rejects_unknown_modules_and_missing_anchors() -> None:
     with pytest.raises(ValueError, match="calibration must be one of"):
         create_calibrated_model("calibrated_nano", calibration="transformer")

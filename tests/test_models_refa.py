@@ -103,6 +103,17 @@ def test_a_mirrored_face_gives_exactly_mirrored_eye_outputs(name: str) -> None:
     torch.testing.assert_close(mirrored.gaze, expected_gaze, rtol=1e-5, atol=1e-5)
 
 
+def test_model_files_from_before_the_shared_head_module_load_with_their_weights() -> None:
+    model = refa()
+    old_names = {key.removeprefix("head."): value for key, value in model.state_dict().items()}
+    assert "eye_mlp.0.weight" in old_names and "face_mlp.2.bias" in old_names  # the names files held until 2026-11-21
+    loaded = create_model("refa_tiny", input_size=SMALL).eval()
+    loaded.load_state_dict(old_names)
+    images = random_images(model, batch=2, seed=3)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(images).expression, model(images).expression, rtol=0, atol=0)
+
+
 def test_each_eye_depends_only_on_its_own_camera() -> None:
     """A wink is representable: changing the left eye image moves only the left eye's outputs."""
     model = refa()

@@ -49,7 +49,7 @@ from torch import nn
 
 from egoface.models.backbones import Backbone
 from egoface.models.config import ModelConfig, camera_role, camera_side
-from egoface.models.heads import ExpressionAssembler, TrackerOutput, mlp, unit_interval
+from egoface.models.heads import ExpressionAssembler, PerEyeHead, TrackerOutput, mlp, unit_interval
 from egoface.models.registry import Registry, backbone_from_config, get_backbone_config, register_model_class
 from egoface.models.regressor import TrackerModel, _check_shared_encoders
 
@@ -80,11 +80,14 @@ _TAIL_LAYERS = {"mobilenetv3": 2, "resnet": 1}  # layers of the backbone body af
 @dataclass(frozen=True)
 class CalibratedModelConfig(ModelConfig):
     """A `ModelConfig` for `arch="calibrated"` with the calibration module (`CALIBRATION_MODULES`) and the ordered
-    anchor names (segment anchors of the capture script; empty only for `none`). Round-trips through JSON like its
-    parent (`CalibratedModelConfig.from_json`)."""
+    anchor names (segment anchors of the capture script; empty only for `none`). `per_eye_head`: REFA's heads
+    (`PerEyeHead`: each eye's shapes and gaze from that eye camera's features, shared by both eyes; the other shapes
+    from all features) instead of the paper's f_fuse (every shape from all features) and f_gaze (both eyes' gaze
+    from both eye cameras' features). Round-trips through JSON like its parent (`CalibratedModelConfig.from_json`)."""
 
     calibration: str = "late_fusion"
     anchors: tuple[str, ...] = DEFAULT_ANCHORS
+    per_eye_head: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -323,9 +326,12 @@ class CalibratedEncoder(TrackerModel):
         self.branches = nn.ModuleDict({role: _Branch(config) for role in _BRANCH_ROLES})
         self.feature_dim = self._branch("eye").num_features
         self.num_features = 4 * self.feature_dim
-        self.fuse = mlp(self.num_features, config.hidden_features, len(config.free_expression_names))  # f_fuse
-        self.gaze_head = mlp(2 * self.feature_dim, config.hidden_features, 4)  # f_gaze, upper face only
-        self.assemble = ExpressionAssembler(config)
+        if config.per_eye_head:
+            self.head = PerEyeHead(config, self.feature_cameras, self.feature_dim)
+        else:
+            self.fuse = mlp(self.num_features, config.hidden_features, len(config.free_expression_names))  # f_fuse
+            self.gaze_head = mlp(2 * self.feature_dim, config.hidden_features, 4)  # f_gaze, upper face only
+            self.assemble = ExpressionAssembler(config)
         self._anchors: AnchorCache | None = None
         self._memory: dict[str, torch.Tensor] = {}  # per role (1, k, ...): the modules' `prepare` of the cache
 
@@ -439,7 +445,10 @@ class CalibratedEncoder(TrackerModel):
         return self.features_with_memory(x, self._memory)
 
     def forward_head(self, features: torch.Tensor) -> TrackerOutput:
-        """features (B, 4 F) -> TrackerOutput: f_fuse on all four cameras, f_gaze on the eye cameras."""
+        """features (B, 4 F) -> TrackerOutput: f_fuse on all four cameras, f_gaze on the eye cameras (or the
+        per-eye heads)."""
+        if self.config.per_eye_head:
+            return self.head(features)
         free = unit_interval(self.fuse(features))  # (B, 45)
         gaze = self.config.gaze_limit_deg * torch.tanh(self.gaze_head(features[:, : 2 * self.feature_dim]))
         return self.assemble(free, gaze.unflatten(1, (2, 2)))  # gaze (B, 2 eyes, (yaw, pitch)) deg
@@ -476,7 +485,9 @@ _CALIBRATED.register(
 # of `calibrated_lite` at 96x96.
 _CALIBRATED.register(
     "calibrated_lite_192",
-    CalibratedModelConfig(arch="calibrated", backbone=get_backbone_config("resnet_lite_192"), hidden_features=128),
+    CalibratedModelConfig(
+        arch="calibrated", backbone=get_backbone_config("resnet_lite_192"), hidden_features=128, per_eye_head=True
+    ),
 )
 _CALIBRATED.register(
     "calibrated_mobilenetv3_tiny",

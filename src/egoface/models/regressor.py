@@ -17,7 +17,7 @@ from torch import nn
 
 from egoface.models.backbones import Backbone
 from egoface.models.config import SIDES, ModelConfig, camera_role, camera_side
-from egoface.models.heads import ExpressionAssembler, FreeGazeHead, TrackerOutput, mlp, unit_interval
+from egoface.models.heads import FreeGazeHead, PerEyeHead, TrackerOutput, mlp
 from egoface.models.registry import (
     backbone_from_config,
     get_backbone_config,
@@ -68,60 +68,31 @@ class RefaRegressor(TrackerModel):
     - One backbone per camera role (`eye`, `mouth`, `glabella`, ...; `config.backbone` with `in_chans` set to 1):
       `eye_left` and `eye_right` run through the same module, which works because the cameras of exactly one side
       of each role are flipped, so they look like the other side's.
-    - The eye MLP reads one eye camera's features and predicts that eye's `eye_shapes` (with the camera's side as
-      suffix: `eye_left` -> `eyeBlink_L`) and its gaze. It sees every eye as the unflipped side does; for the
-      flipped eye camera the predicted yaw is negated to undo the mirror (pitch is unchanged). So a wink is not
-      forced to be symmetric, and mirroring the face mirrors these outputs exactly.
-    - The concatenated features of all cameras predict the other free shapes.
+    - `PerEyeHead`: a per-eye MLP shared by both eyes (that eye's shapes and gaze, so a wink is not forced to be
+      symmetric) and a whole-face MLP.
 
     forward_features: images (B, C, 1, H, W) -> (B, C * F), camera-major: `reshape(B, C, F)` gives per-image features.
     """
 
-    gaze_scale: torch.Tensor
-    free_order: torch.Tensor
-
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         _check_shared_encoders(config)
-        eye_cameras = [  # gaze order: eye 0 = subject's left
-            [c for c in config.cameras if camera_role(c) == "eye" and camera_side(c) == side] for side in SIDES
-        ]
-        if [len(c) for c in eye_cameras] != [1, 1]:
-            raise ValueError(
-                f"the refa regressor needs one left and one right eye camera (eye_left, eye_right), got {eye_cameras}"
-            )
-        per_eye = [shape + suffix for suffix in ("_L", "_R") for shape in config.eye_shapes]
-        not_free = [n for n in per_eye if n not in config.free_expression_names]
-        if not_free:
-            raise ValueError(f"eye_shapes give {not_free}, which are not free expression names")
-        face_names = [n for n in config.free_expression_names if n not in per_eye]
-
         self.config = config
         self.input_shape = (len(config.cameras), 1, *config.input_size)
         self.roles = tuple(dict.fromkeys(camera_role(c) for c in config.cameras))
         self._role_cameras = [
             [i for i, c in enumerate(config.cameras) if camera_role(c) == role] for role in self.roles
         ]
-        self._eye_index = [config.cameras.index(c) for (c,) in eye_cameras]
         self.encoders = nn.ModuleDict({role: _backbone(config, in_chans=1) for role in self.roles})
         self.feature_dim = self._encoder("eye").num_features
         self.num_features = len(config.cameras) * self.feature_dim
-        num_eye = len(config.eye_shapes)
-        self.eye_mlp = mlp(self.feature_dim, config.hidden_features, num_eye + 2)
-        self.face_mlp = mlp(self.num_features, config.hidden_features, len(face_names))
-        self.assemble = ExpressionAssembler(config)
-        flipped = [c in config.flipped for (c,) in eye_cameras]
-        sign = torch.tensor([[-1.0 if f else 1.0, 1.0] for f in flipped])  # (2 eyes, (yaw, pitch)): undo the mirror
-        self.register_buffer("gaze_scale", config.gaze_limit_deg * sign, persistent=False)
+        self.head = PerEyeHead(config, config.cameras, self.feature_dim)
         role_major = [i for cameras in self._role_cameras for i in cameras]
         #: camera index of each camera-major position in the role-major feature layout (None: the layouts agree)
         self._camera_major = (
             None if role_major == sorted(role_major) else [role_major.index(i) for i in range(len(role_major))]
         )
-        source = face_names + per_eye  # layout of cat([face_mlp, eye shapes of eye 0, of eye 1])
-        self.register_buffer(
-            "free_order", torch.tensor([source.index(n) for n in config.free_expression_names]), persistent=False
-        )
+        self._register_load_state_dict_pre_hook(_head_prefix)
 
     def _encoder(self, role: str) -> Backbone:
         encoder = self.encoders[role]
@@ -150,14 +121,14 @@ class RefaRegressor(TrackerModel):
 
     def forward_head(self, features: torch.Tensor) -> TrackerOutput:
         """features: (B, C * F) -> TrackerOutput."""
-        per_camera = features.reshape(-1, len(self.config.cameras), self.feature_dim)  # (B, C, F)
-        eye_out = self.eye_mlp(per_camera[:, self._eye_index])  # (B, 2, S + 2), subject's left eye first
-        num_eye = len(self.config.eye_shapes)
-        eye_shapes = unit_interval(eye_out[..., :num_eye]).flatten(1)  # (B, 2 * S): all of eye 0, then eye 1
-        gaze = torch.tanh(eye_out[..., num_eye:]) * self.gaze_scale  # (B, 2, 2) deg
-        face = unit_interval(self.face_mlp(features))  # (B, 45 - 2 * S)
-        free = torch.cat([face, eye_shapes], dim=1).index_select(1, self.free_order)  # (B, 45)
-        return self.assemble(free, gaze)
+        return self.head(features)
+
+
+def _head_prefix(state_dict: dict[str, torch.Tensor], prefix: str, *_: object) -> None:
+    """Model files written before the per-eye heads became `PerEyeHead` (2026-11-21) name its MLPs `eye_mlp.*` and
+    `face_mlp.*`; they are read as `head.eye_mlp.*`, `head.face_mlp.*`."""
+    for key in [k for k in state_dict if k.startswith((f"{prefix}eye_mlp.", f"{prefix}face_mlp."))]:
+        state_dict[f"{prefix}head.{key[len(prefix) :]}"] = state_dict.pop(key)
 
 
 @register_model_class("necknet")
