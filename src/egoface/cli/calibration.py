@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +67,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                              help="training-identity counts of the identity curve (those above the data's dropped; "
                                   "all of them always runs)")  # fmt: skip
     calibration.add_argument("--latency-frames", type=int, default=200, help="frames per latency measurement")
+    calibration.add_argument("--workers", type=int, default=1,
+                             help="experiments trained at once, each in its own process (give each a share of the "
+                                  "cores: --set threads=1 with 2 workers on 2 cores)")  # fmt: skip
     calibration.add_argument("--compare", nargs="*", default=["default", "neutral"],
                              help="Table 1's other rows: runs (trackers, flnet/gt_mesh baselines), default, neutral; "
                                   "a missing model is reported, not fatal")  # fmt: skip
@@ -94,33 +99,29 @@ class _Experiments:
 
     def run(self, name: str, config: TrainConfig) -> dict[str, Any]:
         """Train (or resume) and evaluate experiment `name`; returns its metrics (`_summary`)."""
-        from egoface.eval.calibrated import CalibratedPredictor
-        from egoface.eval.evaluate import evaluate
-        from egoface.models import CalibratedEncoder, load_model
-        from egoface.train.calibrated import train_calibrated
-
-        run = self.out / "runs" / name
-        result_path = run / "evaluation.json"
-        settings = {"config": config.to_dict(), "split": self.split, "domains": self.domains}
-        if result_path.exists():
-            stored = json.loads(result_path.read_text())
-            if stored["settings"] == settings:
-                self.on_done(name)
-                return dict(stored["summary"])
-        result = train_calibrated(config, self.data, run, tensorboard=False)
-        if not result.completed:
-            raise ValueError(f"training of {name} stopped at step {result.step}; run the command again to resume")
-        model = load_model(run)
-        assert isinstance(model, CalibratedEncoder)
-        evaluation = evaluate(CalibratedPredictor(model, name), self.data, self.split, self.domains,
+        summary = _experiment(self.out / "runs" / name, config, self.data, self.split, self.domains,
                               self.photometric_frames)  # fmt: skip
-        per_domain = {d: {k: _finite(e.dataset.get(k)) for k in _KEYS} for d, e in evaluation.domains.items()}
-        primary = next(d for d in self.domains if d in per_domain)
-        summary = {"name": name, "domain": primary, **per_domain[primary], "per_domain": per_domain,
-                   "anchors": list(model.config.anchors), "run_dir": str(run)}  # fmt: skip
-        _write_json(result_path, {"settings": settings, "summary": summary})
         self.on_done(name)
         return summary
+
+    def run_all(self, planned: dict[str, TrainConfig], workers: int) -> dict[str, dict[str, Any]]:
+        """`run` every experiment of `planned` (name -> config), `workers` at a time, each in its own process
+        (one at a time in this one when `workers` is 1); returns their metrics by name."""
+        if workers <= 1:
+            return {name: self.run(name, config) for name, config in planned.items()}
+        done: dict[str, dict[str, Any]] = {}
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_experiment, self.out / "runs" / name, config, self.data, self.split,
+                                   self.domains, self.photometric_frames): name
+                       for name, config in planned.items()}  # fmt: skip
+            try:
+                for future in as_completed(futures):
+                    done[futures[future]] = future.result()
+                    self.on_done(futures[future])
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # those not started are dropped; running ones finish
+                raise
+        return {name: done[name] for name in planned}
 
     def latency(self, name: str, frames: int) -> dict[str, float]:
         """`anchor_overhead` of experiment `name`'s trained model (per-frame ms, cached anchors vs none)."""
@@ -130,6 +131,36 @@ class _Experiments:
         model = load_model(self.out / "runs" / name)
         assert isinstance(model, CalibratedEncoder)
         return anchor_overhead(model, frames=frames)
+
+
+def _experiment(
+    run: Path, config: TrainConfig, data: str, split: str, domains: list[str], photometric_frames: int
+) -> dict[str, Any]:
+    """Train (or resume) the calibrated encoder of `config` into `run`, evaluate it on `split` of `domains` and
+    store the metrics in `run/evaluation.json`; a stored result with the same settings is returned untouched."""
+    from egoface.eval.calibrated import CalibratedPredictor
+    from egoface.eval.evaluate import evaluate
+    from egoface.models import CalibratedEncoder, load_model
+    from egoface.train.calibrated import train_calibrated
+
+    result_path = run / "evaluation.json"
+    settings = {"config": config.to_dict(), "split": split, "domains": domains}
+    if result_path.exists():
+        stored = json.loads(result_path.read_text())
+        if stored["settings"] == settings:
+            return dict(stored["summary"])
+    result = train_calibrated(config, data, run, tensorboard=False)
+    if not result.completed:
+        raise ValueError(f"training of {run.name} stopped at step {result.step}; run the command again to resume")
+    model = load_model(run)
+    assert isinstance(model, CalibratedEncoder)
+    evaluation = evaluate(CalibratedPredictor(model, run.name), data, split, domains, photometric_frames)
+    per_domain = {d: {k: _finite(e.dataset.get(k)) for k in _KEYS} for d, e in evaluation.domains.items()}
+    primary = next(d for d in domains if d in per_domain)
+    summary = {"name": run.name, "domain": primary, **per_domain[primary], "per_domain": per_domain,
+               "anchors": list(model.config.anchors), "run_dir": str(run)}  # fmt: skip
+    _write_json(result_path, {"settings": settings, "summary": summary})
+    return summary
 
 
 def _finite(value: float | None) -> float | None:
@@ -213,30 +244,32 @@ def _ablate(args: argparse.Namespace) -> int:
         experiments = _Experiments(args, lambda name: bar.update(task, advance=1, description=f"done {name}"))
         base = experiments.base.calibration
         assert base is not None
-        modules: dict[str, dict[str, Any]] = {}
-        for module in CALIBRATION_MODULES:  # Table 3 (+ the uncalibrated reference, `none`)
-            summary = experiments.run(module, experiments.config(module=module))
-            latency = experiments.latency(module, args.latency_frames)
-            summary |= {"latency_ms_p50": latency["calibrated_ms_p50"], "overhead_pct": latency["overhead_pct"]}
-            modules[module] = summary
-        main = modules[base.module if base.module != "none" else "late_fusion"]
-        losses = [experiments.run(f"{main['name']}_code", experiments.config(module=main["name"], loss="code")),
-                  main | {"name": f"{main['name']}_perceptual"}]  # Table 2  # fmt: skip
-        curve = [(0, modules["none"])]  # Fig. 8: the first n anchors of the preset
-        for n in range(1, len(base.anchors) + 1):
-            names = base.anchors[:n]
-            summary = main if n == len(base.anchors) else experiments.run(
-                f"{main['name']}_{n}_anchors", experiments.config(module=main["name"], anchors=names))  # fmt: skip
-            curve.append((n, summary))
+        main_module = base.module if base.module != "none" else "late_fusion"
+        other_loss = "perceptual" if base.loss == "code" else "code"
         available = _training_subjects(experiments.base, args.data)
         counts = sorted({n for n in _counts(args.identities) if n < available} | {available})
-        identities = []  # Fig. 19
-        for n in counts:
-            row: dict[str, Any] = {"identities": n}
-            for label, module in (("calibrated", main["name"]), ("uncalibrated", "none")):
-                row[label] = modules[module] if n == available else experiments.run(
-                    f"{module}_{n}_identities", experiments.config(module=module, train_subjects=n))  # fmt: skip
-            identities.append(row)
+        reference_pair_first = sorted(CALIBRATION_MODULES, key=lambda m: (m != main_module, m != "none"))
+        planned = {module: experiments.config(module=module) for module in reference_pair_first}  # Table 3
+        planned[f"{main_module}_{other_loss}"] = experiments.config(module=main_module, loss=other_loss)  # Table 2
+        for n in range(1, len(base.anchors)):  # Fig. 8: the first n anchors of the preset
+            planned[f"{main_module}_{n}_anchors"] = experiments.config(module=main_module, anchors=base.anchors[:n])
+        for n in counts[:-1]:  # Fig. 19 (all training identities: the Table 3 rows)
+            for module in (main_module, "none"):
+                planned[f"{module}_{n}_identities"] = experiments.config(module=module, train_subjects=n)
+        bar.update(task, total=len(planned) + len(args.compare))
+        done = experiments.run_all(planned, args.workers)
+        modules: dict[str, dict[str, Any]] = {}
+        for module in CALIBRATION_MODULES:  # measured one at a time, after every training has finished
+            latency = experiments.latency(module, args.latency_frames)
+            modules[module] = done[module] | {"latency_ms_p50": latency["calibrated_ms_p50"],
+                                              "overhead_pct": latency["overhead_pct"]}  # fmt: skip
+        main = modules[main_module]
+        losses = sorted([main | {"name": f"{main_module}_{base.loss}"}, done[f"{main_module}_{other_loss}"]],
+                        key=lambda row: str(row["name"]))  # fmt: skip
+        curve = [(0, modules["none"])] + [(n, done[f"{main_module}_{n}_anchors"]) for n in range(1, len(base.anchors))]
+        curve.append((len(base.anchors), main))
+        identities = [(n, done[f"{main_module}_{n}_identities"], done[f"none_{n}_identities"]) for n in counts[:-1]]
+        identities.append((available, main, modules["none"]))
         table1 = [
             _entry(main | {"name": f"calibrated ({main['name']})"}),
             _entry(modules["none"] | {"name": "uncalibrated"}),
@@ -261,8 +294,8 @@ def _ablate(args: argparse.Namespace) -> int:
         "modules": [_entry(modules[m]) for m in CALIBRATION_MODULES if m != "none"],
         "losses": [_entry(row) for row in losses],
         "anchors_curve": [{"anchors": n, **_entry(row)} for n, row in curve],
-        "identities_curve": [{"identities": row["identities"], "calibrated": _entry(row["calibrated"]),
-                              "uncalibrated": _entry(row["uncalibrated"])} for row in identities],
+        "identities_curve": [{"identities": n, "calibrated": _entry(calibrated), "uncalibrated": _entry(uncalibrated)}
+                             for n, calibrated, uncalibrated in identities],
         "table1": table1,
         "targets": {
             "mesh_reduction_pct": reduction, "mesh_target_pct": _MESH_TARGET_PCT,
