@@ -244,18 +244,10 @@ def _ablate(args: argparse.Namespace) -> int:
         experiments = _Experiments(args, lambda name: bar.update(task, advance=1, description=f"done {name}"))
         base = experiments.base.calibration
         assert base is not None
-        main_module = base.module if base.module != "none" else "late_fusion"
-        other_loss = "perceptual" if base.loss == "code" else "code"
+        main_module, other_loss = _main_module_and_other_loss(experiments.base)
         available = _training_subjects(experiments.base, args.data)
         counts = sorted({n for n in _counts(args.identities) if n < available} | {available})
-        reference_pair_first = sorted(CALIBRATION_MODULES, key=lambda m: (m != main_module, m != "none"))
-        planned = {module: experiments.config(module=module) for module in reference_pair_first}  # Table 3
-        planned[f"{main_module}_{other_loss}"] = experiments.config(module=main_module, loss=other_loss)  # Table 2
-        for n in range(1, len(base.anchors)):  # Fig. 8: the first n anchors of the preset
-            planned[f"{main_module}_{n}_anchors"] = experiments.config(module=main_module, anchors=base.anchors[:n])
-        for n in counts[:-1]:  # Fig. 19 (all training identities: the Table 3 rows)
-            for module in (main_module, "none"):
-                planned[f"{module}_{n}_identities"] = experiments.config(module=module, train_subjects=n)
+        planned = _ablation_plan(experiments.base, counts[:-1])
         bar.update(task, total=len(planned) + len(args.compare))
         done = experiments.run_all(planned, args.workers)
         modules: dict[str, dict[str, Any]] = {}
@@ -313,6 +305,38 @@ def _ablate(args: argparse.Namespace) -> int:
         console.print(f"wrote {out / 'ablation.json'} and {out / 'report.md'}")
         Console().print((out / "report.md").read_text())
     return 0
+
+
+def _main_module_and_other_loss(base: TrainConfig) -> tuple[str, str]:
+    """The ablation's main calibration module (the preset's; late fusion if it has none) and Table 2's other loss."""
+    assert base.calibration is not None
+    main_module = base.calibration.module if base.calibration.module != "none" else "late_fusion"
+    return main_module, "perceptual" if base.calibration.loss == "code" else "code"
+
+
+def _ablation_plan(base: TrainConfig, identity_counts: list[int]) -> dict[str, TrainConfig]:
+    """Every experiment of `egoface ablate calibration` but the preset's own, by name, in training order: the main
+    module and the uncalibrated reference first, the other modules (Table 3), the main module with the other loss
+    (Table 2) and with the preset's first n anchors (Fig. 8), both reference modules with each of `identity_counts`
+    training identities (Fig. 19)."""
+    from egoface.models import CALIBRATION_MODULES
+
+    assert base.calibration is not None
+    calibration = base.calibration
+    main_module, other_loss = _main_module_and_other_loss(base)
+
+    def config(**changes: Any) -> TrainConfig:
+        return dataclasses.replace(base, calibration=dataclasses.replace(calibration, **changes))
+
+    reference_pair_first = sorted(CALIBRATION_MODULES, key=lambda m: (m != main_module, m != "none"))
+    planned = {module: config(module=module) for module in reference_pair_first}
+    planned[f"{main_module}_{other_loss}"] = config(module=main_module, loss=other_loss)
+    for n in range(1, len(calibration.anchors)):
+        planned[f"{main_module}_{n}_anchors"] = config(module=main_module, anchors=calibration.anchors[:n])
+    for n in identity_counts:
+        for module in (main_module, "none"):
+            planned[f"{module}_{n}_identities"] = config(module=module, train_subjects=n)
+    return planned
 
 
 def _entry(summary: dict[str, Any]) -> dict[str, Any]:
