@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import itertools
 import json
 import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,35 +95,40 @@ class _Experiments:
         self.photometric_frames = args.photometric_frames
         self.on_done = on_done
 
-    def config(self, **calibration: Any) -> TrainConfig:
-        assert self.base.calibration is not None
-        return dataclasses.replace(self.base, calibration=dataclasses.replace(self.base.calibration, **calibration))
-
     def run(self, name: str, config: TrainConfig) -> dict[str, Any]:
         """Train (or resume) and evaluate experiment `name`; returns its metrics (`_summary`)."""
-        summary = _experiment(self.out / "runs" / name, config, self.data, self.split, self.domains,
-                              self.photometric_frames)  # fmt: skip
+        summary = _experiment(*self._arguments(name, config))
         self.on_done(name)
         return summary
 
     def run_all(self, planned: dict[str, TrainConfig], workers: int) -> dict[str, dict[str, Any]]:
         """`run` every experiment of `planned` (name -> config), `workers` at a time, each in its own process
-        (one at a time in this one when `workers` is 1); returns their metrics by name."""
+        (one at a time in this one when `workers` is 1); returns their metrics by name. An experiment is submitted
+        only when a worker is free, so after a failure or Ctrl-C no queued experiment starts: the running ones
+        stop (Ctrl-C, with a checkpoint) or finish, and the error is raised."""
         if workers <= 1:
             return {name: self.run(name, config) for name, config in planned.items()}
-        done: dict[str, dict[str, Any]] = {}
+        waiting, running, done = iter(planned.items()), {}, {}
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_experiment, self.out / "runs" / name, config, self.data, self.split,
-                                   self.domains, self.photometric_frames): name
-                       for name, config in planned.items()}  # fmt: skip
-            try:
-                for future in as_completed(futures):
-                    done[futures[future]] = future.result()
-                    self.on_done(futures[future])
-            except BaseException:
-                pool.shutdown(cancel_futures=True)  # those not started are dropped; running ones finish
-                raise
+
+            def submit_next() -> None:
+                for name, config in itertools.islice(waiting, 1):
+                    running[pool.submit(_experiment, *self._arguments(name, config))] = name
+
+            for _ in range(workers):
+                submit_next()
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    name = running.pop(future)
+                    done[name] = future.result()
+                    self.on_done(name)
+                    submit_next()
         return {name: done[name] for name in planned}
+
+    def _arguments(self, name: str, config: TrainConfig) -> tuple[Any, ...]:
+        """`_experiment`'s arguments for experiment `name`."""
+        return self.out / "runs" / name, config, self.data, self.split, self.domains, self.photometric_frames
 
     def latency(self, name: str, frames: int) -> dict[str, float]:
         """`anchor_overhead` of experiment `name`'s trained model (per-frame ms, cached anchors vs none)."""
@@ -207,7 +214,7 @@ def _search(args: argparse.Namespace) -> int:
             console.print(f"only {len(candidates)} candidate anchors; searching sets of up to {max_anchors}")
 
         def score(anchors: tuple[str, ...]) -> float:
-            summary = experiments.run("+".join(anchors), experiments.config(anchors=anchors))
+            summary = experiments.run("+".join(anchors), _with_calibration(experiments.base, anchors=anchors))
             value = summary[args.metric]
             if value is None:
                 raise ValueError(f"{args.metric} is undefined on {args.split} of {experiments.domains}")
@@ -307,6 +314,12 @@ def _ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_calibration(base: TrainConfig, **changes: Any) -> TrainConfig:
+    """`base` with `changes` to its calibration settings (e.g. module="pooling")."""
+    assert base.calibration is not None
+    return dataclasses.replace(base, calibration=dataclasses.replace(base.calibration, **changes))
+
+
 def _main_module_and_other_loss(base: TrainConfig) -> tuple[str, str]:
     """The ablation's main calibration module (the preset's; late fusion if it has none) and Table 2's other loss."""
     assert base.calibration is not None
@@ -325,9 +338,7 @@ def _ablation_plan(base: TrainConfig, identity_counts: list[int]) -> dict[str, T
     calibration = base.calibration
     main_module, other_loss = _main_module_and_other_loss(base)
 
-    def config(**changes: Any) -> TrainConfig:
-        return dataclasses.replace(base, calibration=dataclasses.replace(calibration, **changes))
-
+    config = functools.partial(_with_calibration, base)
     reference_pair_first = sorted(CALIBRATION_MODULES, key=lambda m: (m != main_module, m != "none"))
     planned = {module: config(module=module) for module in reference_pair_first}
     planned[f"{main_module}_{other_loss}"] = config(module=main_module, loss=other_loss)
