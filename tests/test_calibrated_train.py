@@ -57,8 +57,8 @@ def test_each_calibration_module_trains_two_steps_on_the_tiny_preset(
     assert model.config.anchors == (() if module == "none" else ("neutral", "jaw_open_max"))
 
 
-def _toy_trainer(store_root: Path) -> tuple[CalibratedTrainer, HeadsetDataset]:
-    config = apply_overrides(PRESETS["calibrated-tiny"], [*HELPER[:1], "input_size=32,32", "augment=none"])
+def _toy_trainer(store_root: Path, augment: str = "augment=none") -> tuple[CalibratedTrainer, HeadsetDataset]:
+    config = apply_overrides(PRESETS["calibrated-tiny"], [*HELPER[:1], "input_size=32,32", augment])
     rig = toy_face().rig()
     vertices = rig().vertices.shape[1]
     albedo, specular = np.full(vertices, 0.5), np.zeros(vertices)
@@ -152,6 +152,18 @@ def test_anchor_bank_reads_each_subjects_anchor_segments(store_root: Path) -> No
     torch.testing.assert_close(images[0, 1], sample.anchor_images["jaw_open_max"])
     with pytest.raises(KeyError, match="not in the anchor bank"):
         bank(["nobody"])
+
+
+def test_training_anchors_get_the_sensor_jitter_one_draw_per_subject_and_camera(store_root: Path) -> None:
+    trainer, _ = _toy_trainer(store_root, augment="augment.black_level=0.1")
+    anchors = torch.full((2, 3, 4, 1, 8, 8), 0.5)  # 2 subjects x 3 anchors x 4 cameras
+    jittered = trainer._jitter_anchors(anchors)
+    offsets = jittered.mean(dim=(3, 4, 5)) - 0.5  # (S, M, C)
+    assert torch.allclose(offsets, offsets[:, :1].expand_as(offsets))  # a camera's anchors share one sensor
+    assert float(offsets.min()) >= 0 and float(offsets.max()) <= 0.1 and len(torch.unique(offsets[:, 0])) == 8
+    assert torch.equal(trainer._jitter_anchors(anchors), jittered)  # seeded by (seed, step)
+    clean, _ = _toy_trainer(store_root)  # no augmentation: the anchors stay as read
+    assert torch.equal(clean._jitter_anchors(anchors), anchors)
 
 
 def test_init_starts_from_a_model_file_of_the_same_architecture(tmp_path: Path) -> None:

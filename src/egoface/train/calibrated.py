@@ -22,7 +22,8 @@ coefficient L1, logged in both modes), `loss_gaze` and `loss_geometry`.
 
 Anchors: each subject's anchor frames (the peak of each anchor segment, without augmentation) are read once
 (`AnchorBank`); phi_exp runs on them with gradients, as in the paper, once per subject of a batch. The current frame is
-augmented as in the tracker's trainer. The critic's weights and optimizer travel in the checkpoints (inside the
+augmented as in the tracker's trainer; the anchors get its sensor jitter (blur, black level, noise), one draw per
+subject and camera. The critic's weights and optimizer travel in the checkpoints (inside the
 `optimizer` entry), so resumed runs continue exactly.
 """
 
@@ -38,6 +39,7 @@ import torch
 from torch import nn
 
 from egoface.data import Batch, HeadsetDataset
+from egoface.data.augment import sensor_jitter
 from egoface.face import FaceRig
 from egoface.face.names import EXPRESSION_NAMES
 from egoface.models import (
@@ -65,10 +67,12 @@ from egoface.train.losses import (
     labelled_rows_by_subject,
 )
 from egoface.train.trainer import (
+    _ANCHOR_AUGMENT,
     Progress,
     Trainer,
     TrainResult,
     _datasets,
+    _generator,
     _initialize,
     _resume_or_start,
     _torch_threads,
@@ -265,12 +269,28 @@ class CalibratedTrainer(Trainer):
         # A subject's anchors are the same frames for all its samples: phi_exp runs once per subject of the batch.
         subjects = sorted(set(batch.subjects))
         anchors = self.anchors(subjects)  # (S, M, C, 1, H, W)
+        if self.model.training:
+            anchors = self._jitter_anchors(anchors)
         maps = self.model.encode_anchors(normalize_images(anchors, self.model.config))  # per role (S, k, M, ...)
         rows = torch.tensor([subjects.index(subject) for subject in batch.subjects])
         output = self.model.forward_head(
             self.model.features_with_anchors(x, {role: m.index_select(0, rows) for role, m in maps.items()})
         )
         return output
+
+    def _jitter_anchors(self, anchors: torch.Tensor) -> torch.Tensor:
+        """The sensor jitter of the current frames' augmentation on `anchors: (S, M, C, 1, H, W)`, one draw per
+        subject and camera shared by its M anchors (enrollment is one session of one headset), seeded by (seed,
+        step); unchanged without sensor jitter. A real user's anchors come through the same sensor as the frames:
+        clean anchors beside jittered frames would never teach the anchor path the sensor differences the jitter
+        stage is for."""
+        augment = self.config.augment
+        if augment is None or not augment.jitters_sensor:
+            return anchors
+        subjects, count, cameras, _, height, width = anchors.shape
+        per_camera = anchors.transpose(1, 2).reshape(subjects * cameras, count, height, width)
+        jittered = sensor_jitter(per_camera, augment, _generator(self.config.seed, _ANCHOR_AUGMENT, self.step))
+        return jittered.view(subjects, cameras, count, 1, height, width).transpose(1, 2)
 
     def _supervised(self, output: TrackerOutput, batch: Batch) -> LossTerms:
         if self.calibration.loss == "code":

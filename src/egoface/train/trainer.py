@@ -65,7 +65,7 @@ __all__ = [
 #: progress(steps_done, steps_total, message) — called after every step (and once at the start).
 Progress = Callable[[int, int, str], None]
 
-_ORDER, _AUGMENT = 1, 2  # seed streams: data order, augmentation
+_ORDER, _AUGMENT, _ANCHOR_AUGMENT = 1, 2, 3  # seed streams: data order, augmentation, anchors' augmentation
 
 
 def _generator(*keys: int) -> torch.Generator:
