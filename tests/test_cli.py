@@ -128,6 +128,10 @@ def test_demo_tracks_unseen_subjects_and_writes_the_video_and_report(tmp_path, c
         assert summary[domain]["mesh_l2_mm"] > 0 and summary[domain]["subjects"] == [f"{domain}-0000"]
     assert summary["compared"]["neutral"]["synthetic"]["semantic_accuracy"] == 0.0  # the baseline really ran
     assert (tmp_path / "demo" / "report" / "report.md").exists()
+    # the shipped model is anchor-calibrated: the demo shows its enrollment step, once per subject
+    assert set(summary["enrollment"]) == {"synthetic-0000", "real-0000"}
+    assert all(len(e["anchors"]) == 6 and e["enroll_ms"] > 0 for e in summary["enrollment"].values())
+    assert (tmp_path / "demo" / "enrollment.png").exists()
     with av.open(str(tmp_path / "demo" / "tracking.mp4")) as video:
         assert video.streams.video[0].frames > 100
 
@@ -137,3 +141,15 @@ def test_generate_offers_every_generation_preset() -> None:
     from egoface.cli.data import GENERATION_PRESET_NAMES
 
     assert set(GENERATION_PRESET_NAMES) == set(GENERATION_PRESETS)
+
+
+def test_default_model_spec_gets_the_predictor_of_its_kind() -> None:
+    """`--model default` is scored like a run of the same model: a calibrated encoder is enrolled per subject."""
+    from egoface.cli.eval import load_predictor
+    from egoface.eval.calibrated import CalibratedPredictor
+    from egoface.models import CalibratedEncoder, load_shipped_model
+
+    shipped = load_shipped_model("default")
+    predictor = load_predictor("default", shipped.config.cameras)
+    assert predictor.name == "default"
+    assert isinstance(predictor, CalibratedPredictor) == isinstance(shipped, CalibratedEncoder)

@@ -237,6 +237,14 @@ def test_bench_latency_measures_the_anchor_overhead(capsys) -> None:
     assert result["native"]["input_size"] == [32, 32]
 
 
+def test_bench_soak_enrolls_a_calibrated_model_from_its_synthetic_subject(capsys) -> None:
+    """A calibrated model cannot track without a profile; the soak enrolls one from the live subject's clip."""
+    argv = ["bench", "soak", "--model", str(exported()), "--frames", "40", "--size", "32", "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["outputs"] + result["dropped"] == 40 and result["outputs"] > 0
+
+
 def test_model_file_exports_a_calibrated_run_with_its_enroll_graph(tmp_path) -> None:
     save_model(calibrated("pooling"), tmp_path / "run" / "model.pt", step=1)
     first = model_file(str(tmp_path / "run"), cache=tmp_path / "cache")

@@ -41,14 +41,13 @@ def load_predictor(spec: str, cameras: tuple[str, ...]) -> Predictor | LabelInpu
 
     if spec == "neutral":
         return NeutralPredictor(cameras)
-    if spec == "default":
-        return ModelPredictor(load_shipped_model("default"), "default")
-    if is_baseline_run(spec):
+    shipped = spec == "default"
+    if not shipped and is_baseline_run(spec):
         return load_baseline(spec)
-    model = load_model(spec)
+    model, name = (load_shipped_model("default"), "default") if shipped else (load_model(spec), Path(spec).name)
     if isinstance(model, CalibratedEncoder):  # enrolled from each test subject's anchor segments
-        return CalibratedPredictor(model, Path(spec).name)
-    return ModelPredictor(model, Path(spec).name)
+        return CalibratedPredictor(model, name)
+    return ModelPredictor(model, name)
 
 
 def _eval(args: argparse.Namespace) -> int:

@@ -41,7 +41,7 @@ from egoface.runtime.heap import frozen_heap
 from egoface.runtime.osc import OscSender, OscTarget
 from egoface.runtime.sources import SyntheticSource
 from egoface.runtime.stallwatch import StallWatch
-from egoface.runtime.tracker import AnchorEnroller, Tracker, TrackerOptions
+from egoface.runtime.tracker import AnchorEnroller, AnchorInput, Tracker, TrackerOptions, read_metadata
 
 __all__ = ["LATENCY_TARGETS", "benchmark_latency", "measure_throughput", "soak"]
 
@@ -132,18 +132,22 @@ def _frames(cameras: tuple[str, ...], size: tuple[int, int], count: int, seed: i
     return [{c: np.clip(base + rng.normal(0, 8, size), 0, 255).astype(np.uint8) for c in cameras} for _ in range(count)]
 
 
+def _anchors(model: TrackerModel) -> tuple[str, ...]:
+    """A calibrated encoder's anchors, else none."""
+    return model.config.anchors if isinstance(model, CalibratedEncoder) else ()
+
+
 def _options(
-    path: Path,
+    path: str | os.PathLike[str],
     threads: int,
-    model: TrackerModel,
+    anchors: tuple[str, ...],
     inputs: list[dict[str, np.ndarray]],
     profile: bool = False,
     spin: bool = True,
 ) -> TrackerOptions:
-    """Tracker options for an exported `model`, with a fresh profile (the per-frame calibration runs) when
-    `profile` is set or the model is a calibrated encoder, whose profile needs its anchors: enrolled from `inputs`
-    (one frame per anchor)."""
-    anchors = model.config.anchors if isinstance(model, CalibratedEncoder) else ()
+    """Tracker options for the exported model at `path`, with a fresh profile (the per-frame calibration runs) when
+    `profile` is set or the model is a calibrated encoder (`anchors` not empty), whose profile needs its anchors:
+    enrolled from `inputs` (one frame per anchor)."""
     if not anchors:
         return TrackerOptions(path, threads=threads, profile=Profile("bench") if profile else None, spin=spin)
     memory = AnchorEnroller(path).enroll({name: [inputs[i % len(inputs)]] for i, name in enumerate(anchors)})
@@ -163,8 +167,8 @@ def _anchor_overhead(
     paths = [export_onnx(m, directory / f"{size}-{label}.onnx", name) for m, label in ((model, "a"), (bare, "n"))]
     latency: list[list[float]] = [[], []]
     with (
-        Tracker.create(_options(paths[0], threads, model, inputs, spin=False)) as anchored,
-        Tracker.create(_options(paths[1], threads, bare, inputs, profile=True, spin=False)) as plain,
+        Tracker.create(_options(paths[0], threads, _anchors(model), inputs, spin=False)) as anchored,
+        Tracker.create(_options(paths[1], threads, (), inputs, profile=True, spin=False)) as plain,
     ):
         trackers = (anchored, plain)
         warmup = 20
@@ -191,7 +195,7 @@ def _latency_case(
     inputs = _frames(cameras, size, 64)
     latency, end_to_end = [], []
     with (
-        Tracker.create(_options(path, threads, sized, inputs)) as tracker,
+        Tracker.create(_options(path, threads, _anchors(sized), inputs)) as tracker,
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver,
     ):
         receiver.bind(("127.0.0.1", 0))
@@ -275,14 +279,20 @@ def soak(
     process) and the heap frozen (`frozen_heap`). Memory is sampled every 500 frames. No memory growth:
     `rss_growth_mb` (last sample minus the sample after the first 10% of frames) near zero; no dropped outputs:
     `outputs == frames` and `dropped == 0`. An idle watcher process (`StallWatch`) records the machine's own stalls
-    over 20 ms in the same run: `dropped_in_machine_stalls` counts the drops noticed within 0.1 s after one."""
+    over 20 ms in the same run: `dropped_in_machine_stalls` counts the drops noticed within 0.1 s after one. An
+    anchor-calibrated model tracks with a profile enrolled from the subject's rendered clip (one frame per anchor,
+    spread over the clip: the soak measures time and memory, not accuracy)."""
     source = SyntheticSource(fps=fps, size=size, frames=frames, realtime=True)
+    anchor_input = AnchorInput.from_metadata(read_metadata(model_path))
+    anchors = anchor_input.anchors if anchor_input is not None else ()
+    picks = np.linspace(0, source.length - 1, max(len(anchors), 1)).round().astype(int)
+    enrollment = [{camera: clip[i] for camera, clip in source.clip.items()} for i in picks]
     latency = np.zeros(frames)  # preallocated: the measurement itself must not grow memory
     samples: list[tuple[int, float]] = []
     drop_times: list[float] = []  # monotonic seconds at which each dropped frame was noticed
     outputs = 0
     with (
-        Tracker.create(TrackerOptions(model_path, threads=threads, spin=False)) as tracker,  # as `egoface track`
+        Tracker.create(_options(model_path, threads, anchors, enrollment, spin=False)) as tracker,  # as `egoface track`
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver,
     ):
         receiver.bind(("127.0.0.1", 0))
