@@ -147,6 +147,17 @@ def test_training_refuses_data_without_labels(store_root: Path, tmp_path: Path) 
         load_run(tmp_path / "run")
 
 
+def test_loading_a_model_from_a_file_of_another_kind_says_what_it_needs(tmp_path: Path) -> None:
+    from egoface.models import load_model
+
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07")
+    with pytest.raises(ValueError, match="exported ONNX graph; this needs the torch model"):
+        load_model(tmp_path / "model.onnx")
+    (tmp_path / "notes.pt").write_text("not a torch file")
+    with pytest.raises(ValueError, match="not an egoface model file"):
+        load_model(tmp_path / "notes.pt")
+
+
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     code = main(list(argv))
     return code, capsys.readouterr().out

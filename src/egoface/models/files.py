@@ -10,6 +10,7 @@ The input transform lives here, with the model, and nowhere else: images (B, C, 
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,13 @@ def load_model(path: str | os.PathLike[str]) -> TrackerModel:
         file = file / "model.pt"
     if not file.is_file():
         raise FileNotFoundError(f"no trained model at {file}; train one with `egoface train --out RUN` first")
-    data = torch.load(file, map_location="cpu", weights_only=True)
+    if file.suffix == ".onnx":
+        raise ValueError(f"{file} is an exported ONNX graph; this needs the torch model it came from (a run directory "
+                         "or its model.pt, or `default`)")  # fmt: skip
+    try:
+        data = torch.load(file, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise ValueError(f"{file} is not an egoface model file (a torch file from `egoface train`): {error}") from None
     if not isinstance(data, dict) or not {"model_config", "state_dict"} <= set(data):
         raise ValueError(f"{file} is not an egoface model file (expected model_config and state_dict)")
     calibrated = '"arch": "calibrated"' in data["model_config"]  # its config has the calibration fields too
