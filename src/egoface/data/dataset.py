@@ -216,9 +216,15 @@ class HeadsetDataset(Dataset[Sample]):
             subject = out.setdefault(ref.subject, {})
             for name, frame in found.items():
                 subject.setdefault(name, (ref.recording, frame))
-        lacking = sorted(s for s, found in out.items() if not set(self.anchors) <= set(found))
+        lacking = {
+            s: sorted(set(self.anchors) - set(found)) for s, found in out.items() if set(self.anchors) - set(found)
+        }
         if lacking:
-            raise ValueError(f"subjects {lacking} have no segment for some of the anchors {self.anchors}")
+            raise ValueError(
+                f"subjects {sorted(lacking)} have no segment for some of the anchors {self.anchors} (missing: "
+                f"{', '.join(sorted({a for missing in lacking.values() for a in missing}))}); an anchor-calibrated "
+                "model needs recordings of its anchor expressions: the `small` and `paper` capture scripts record them"
+            )
         return out
 
     def set_epoch(self, epoch: int) -> None:
