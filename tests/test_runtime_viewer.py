@@ -8,7 +8,9 @@ import base64
 import contextlib
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -35,7 +37,7 @@ class Chromium:
 
     def __init__(self, width: int, height: int) -> None:
         assert CHROMIUM is not None
-        self.profile = tempfile.TemporaryDirectory(prefix="egoface-chromium-")
+        self.profile = tempfile.TemporaryDirectory(prefix="egoface-chromium-", ignore_cleanup_errors=True)
         self.process = subprocess.Popen(
             [
                 CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -44,6 +46,7 @@ class Chromium:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: close() stops its helper processes too
         )  # fmt: skip
         port_file = Path(self.profile.name) / "DevToolsActivePort"
         deadline = time.monotonic() + 30.0
@@ -99,6 +102,10 @@ class Chromium:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+        # Chromium's helpers (renderer, crash handler) can outlive the browser and still write into the profile
+        # while it is removed ("Directory not empty"): stop the whole group first.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.profile.cleanup()
 
 
