@@ -28,6 +28,7 @@ __all__ = [
     "photometric",
     "sample_affine",
     "sensor_jitter",
+    "sensor_jitter_per_camera",
     "warp_points",
 ]
 
@@ -133,6 +134,15 @@ def sensor_jitter(images: torch.Tensor, config: AugmentConfig, generator: torch.
         std = _uniform(count, 0.0, config.noise_std, generator).view(-1, 1, 1, 1)
         images = images + std * torch.randn(images.shape, generator=generator, dtype=images.dtype)
     return images.clamp(0.0, 1.0)
+
+
+def sensor_jitter_per_camera(frames: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """`sensor_jitter` of `frames: (..., M, C, 1, H, W)`, M frames of C cameras (e.g. one subject's anchors): one draw
+    per camera of each leading index, shared by its M frames (one enrollment: one session of one headset)."""
+    count, cameras, _, height, width = frames.shape[-5:]
+    per_camera = frames.reshape(-1, count, cameras, height, width).transpose(1, 2).reshape(-1, count, height, width)
+    jittered = sensor_jitter(per_camera, config, generator).view(-1, cameras, count, 1, height, width)
+    return jittered.transpose(1, 2).reshape(frames.shape)
 
 
 def augment_views(

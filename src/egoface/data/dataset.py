@@ -36,7 +36,7 @@ from egoface.data._tree import (
     require_role,
     scan_recordings,
 )
-from egoface.data.augment import AugmentConfig, augment_views, sensor_jitter
+from egoface.data.augment import AugmentConfig, augment_views, sensor_jitter_per_camera
 from egoface.data.schema import DOMAINS, SPLITS, anchor_frames, is_left_camera
 
 __all__ = ["Batch", "HeadsetDataset", "Sample", "collate", "prepare_keypoints", "prepare_views"]
@@ -216,13 +216,12 @@ class HeadsetDataset(Dataset[Sample]):
             subject = out.setdefault(ref.subject, {})
             for name, frame in found.items():
                 subject.setdefault(name, (ref.recording, frame))
-        lacking = {
-            s: sorted(set(self.anchors) - set(found)) for s, found in out.items() if set(self.anchors) - set(found)
-        }
+        missing = {s: set(self.anchors) - set(found) for s, found in out.items()}
+        lacking = sorted(s for s, names in missing.items() if names)
         if lacking:
             raise ValueError(
-                f"subjects {sorted(lacking)} have no segment for some of the anchors {self.anchors} (missing: "
-                f"{', '.join(sorted({a for missing in lacking.values() for a in missing}))}); an anchor-calibrated "
+                f"subjects {lacking} have no segment for some of the anchors {self.anchors} (missing: "
+                f"{', '.join(sorted(set().union(*missing.values())))}); an anchor-calibrated "
                 "model needs recordings of its anchor expressions: the `small` and `paper` capture scripts record them"
             )
         return out
@@ -261,10 +260,10 @@ class HeadsetDataset(Dataset[Sample]):
         all anchors (enrollment is one session of one headset), independent of the current frame's draw."""
         assert self.augment is not None
         names = list(anchor_images)
-        stacked = torch.cat([anchor_images[name] for name in names], dim=1)  # (C, M, H, W)
+        stacked = torch.stack([anchor_images[name] for name in names])  # (M, C, 1, H, W)
         seed = np.random.SeedSequence([self.seed, self.epoch, index, 1]).generate_state(1)[0]
-        jittered = sensor_jitter(stacked, self.augment, torch.Generator().manual_seed(int(seed)))
-        return {name: jittered[:, i : i + 1] for i, name in enumerate(names)}
+        jittered = sensor_jitter_per_camera(stacked, self.augment, torch.Generator().manual_seed(int(seed)))
+        return dict(zip(names, jittered, strict=True))
 
     def __getitem__(self, index: int) -> Sample:
         if not 0 <= index < len(self):

@@ -285,7 +285,7 @@ def soak(
     source = SyntheticSource(fps=fps, size=size, frames=frames, realtime=True)
     anchor_input = AnchorInput.from_metadata(read_metadata(model_path))
     anchors = anchor_input.anchors if anchor_input is not None else ()
-    picks = np.linspace(0, source.length - 1, max(len(anchors), 1)).round().astype(int)
+    picks = np.linspace(0, source.length - 1, len(anchors)).round().astype(int)
     enrollment = [{camera: clip[i] for camera, clip in source.clip.items()} for i in picks]
     latency = np.zeros(frames)  # preallocated: the measurement itself must not grow memory
     samples: list[tuple[int, float]] = []

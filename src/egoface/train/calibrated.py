@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from egoface.data import Batch, HeadsetDataset
-from egoface.data.augment import sensor_jitter
+from egoface.data.augment import sensor_jitter_per_camera
 from egoface.face import FaceRig
 from egoface.face.names import EXPRESSION_NAMES
 from egoface.models import (
@@ -287,10 +287,7 @@ class CalibratedTrainer(Trainer):
         augment = self.config.augment
         if augment is None or not augment.jitters_sensor:
             return anchors
-        subjects, count, cameras, _, height, width = anchors.shape
-        per_camera = anchors.transpose(1, 2).reshape(subjects * cameras, count, height, width)
-        jittered = sensor_jitter(per_camera, augment, _generator(self.config.seed, _ANCHOR_AUGMENT, self.step))
-        return jittered.view(subjects, cameras, count, 1, height, width).transpose(1, 2)
+        return sensor_jitter_per_camera(anchors, augment, _generator(self.config.seed, _ANCHOR_AUGMENT, self.step))
 
     def _supervised(self, output: TrackerOutput, batch: Batch) -> LossTerms:
         if self.calibration.loss == "code":
