@@ -52,11 +52,19 @@ def test_anchor_search_writes_its_result_and_resumes(data: Path, tmp_path: Path,
 
 
 def test_ablation_reports_the_issue_keys(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """Trained by two worker processes, then run again in this one: every experiment is reused."""
+    """One experiment alone (`--only`), then the rest by two worker processes, then all again in this one: every
+    experiment trains once."""
     out = tmp_path / "ablation"
     argv = ["ablate", "calibration", "--data", str(data), "--out", str(out), "--split", "all", "--domains", "real",
             "--identities", "1", "--latency-frames", "5", "--compare", "neutral", "missing_run",
             "--photometric-frames", "1", "--json", "--quiet"]  # fmt: skip
+    assert main([*argv, "--only", "pooling", "--set", "threads=1"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert [row["name"] for row in alone["experiments"]] == ["pooling"] and alone["experiments"][0]["mesh_l2_mm"] > 0
+    assert [run.name for run in (out / "runs").iterdir()] == ["pooling"]
+    pooling_trained = (out / "runs" / "pooling" / "model.pt").stat().st_mtime
+    assert main([*argv, "--only", "poling"]) == 2
+    assert "unknown: ['poling']" in capsys.readouterr().err
     code = main([*argv, "--workers", "2", "--set", "threads=1"])
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["domain"] == "real"
@@ -75,6 +83,7 @@ def test_ablation_reports_the_issue_keys(data: Path, tmp_path: Path, capsys: pyt
     assert written >= {"ablation.json", "report.md", "anchors_curve.png", "identities_curve.png"}
     stamps = {run.name: (run / "model.pt").stat().st_mtime for run in (out / "runs").iterdir()}
     assert len(stamps) == 6 + 1 + 2  # Table 3 with `none`, Table 2's code loss, the 1- and 2-anchor points
+    assert stamps["pooling"] == pooling_trained
     assert main([*argv, "--set", "threads=1"]) == 0
     rerun = json.loads(capsys.readouterr().out)
     assert [row["mesh_l2_mm"] for row in rerun["modules"]] == [row["mesh_l2_mm"] for row in result["modules"]]

@@ -124,6 +124,23 @@ def test_dataloader_workers_give_the_same_augmented_batches(store_root: Path) ->
     assert plain.shape == first.shape and not torch.equal(plain, first)
 
 
+def test_cached_images_give_the_same_samples_and_are_read_up_front(store_root: Path) -> None:
+    """`cache_images` reads every recording's images into memory at construction; samples (anchors included) and
+    worker-loaded batches equal those read frame by frame from disk."""
+    anchors = ("neutral", "jaw_open_max")
+    from_disk = HeadsetDataset(store_root, resolution=(16, 16), anchors=anchors)
+    cached = HeadsetDataset(store_root, resolution=(16, 16), anchors=anchors, cache_images=True)
+    assert all(isinstance(a, np.ndarray) for handle in cached._open.values() for a in handle.images)
+    assert len(cached._open) == len(cached.recordings)
+    for index in (0, 17, len(cached) - 1):
+        a, b = from_disk[index], cached[index]
+        assert torch.equal(a.images, b.images)
+        assert all(torch.equal(a.anchor_images[n], b.anchor_images[n]) for n in anchors)
+    in_workers = [b.images for b in DataLoader(cached, batch_size=8, collate_fn=collate, num_workers=2)]
+    inline = [b.images for b in DataLoader(from_disk, batch_size=8, collate_fn=collate)]
+    assert all(torch.equal(a, b) for a, b in zip(inline, in_workers, strict=True))
+
+
 def _dot_image(x: float, y: float, size: int = 65) -> torch.Tensor:
     image = torch.zeros(1, 1, size, size)
     image[0, 0, int(y), int(x)] = 1.0

@@ -75,6 +75,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     calibration.add_argument("--compare", nargs="*", default=["default", "neutral"],
                              help="Table 1's other rows: runs (trackers, flnet/gt_mesh baselines), default, neutral; "
                                   "a missing model is reported, not fatal")  # fmt: skip
+    calibration.add_argument("--only", metavar="NAMES",
+                             help="comma-separated experiments to train and score, e.g. pooling,early_fusion (to split "
+                                  "the ablation over machines or sessions): prints their results; the tables need "
+                                  "every experiment")  # fmt: skip
     calibration.set_defaults(run=_ablate)
 
 
@@ -255,6 +259,8 @@ def _ablate(args: argparse.Namespace) -> int:
         available = _training_subjects(experiments.base, args.data)
         counts = sorted({n for n in _counts(args.identities) if n < available} | {available})
         planned = _ablation_plan(experiments.base, counts[:-1])
+        if args.only:
+            return _ablate_only(planned, args.only, experiments, args)
         bar.update(task, total=len(planned) + len(args.compare))
         done = experiments.run_all(planned, args.workers)
         modules: dict[str, dict[str, Any]] = {}
@@ -311,6 +317,25 @@ def _ablate(args: argparse.Namespace) -> int:
     else:
         console.print(f"wrote {out / 'ablation.json'} and {out / 'report.md'}")
         Console().print((out / "report.md").read_text())
+    return 0
+
+
+def _ablate_only(
+    planned: dict[str, TrainConfig], names: str, experiments: _Experiments, args: argparse.Namespace
+) -> int:
+    """Train and score the experiments `names` (comma-separated) of `planned`; print their metrics."""
+    chosen = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in planned]
+    if unknown or not chosen:
+        raise ValueError(f"--only names experiments of the ablation; unknown: {unknown or names!r}; "
+                         f"the ablation's experiments: {', '.join(planned)}")  # fmt: skip
+    done = experiments.run_all({name: planned[name] for name in chosen}, args.workers)
+    rows = [_entry(done[name]) | {"per_domain": done[name]["per_domain"]} for name in chosen]
+    if args.json:
+        print_json({"data": args.data, "preset": args.preset, "steps": experiments.base.steps, "experiments": rows})
+    else:
+        for row in rows:
+            Console().print(f"{row['name']}: " + ", ".join(f"{k} {row[k]:.3f}" for k in _KEYS if row[k] is not None))
     return 0
 
 

@@ -137,12 +137,14 @@ def prepare_keypoints(
 
 
 class _OpenRecording:
-    """Per-worker handles of one recording: lazy zarr image arrays; labels read whole (they are small)."""
+    """Per-worker handles of one recording: lazy zarr image arrays (or, with `cache_images`, the decoded arrays,
+    read in one bulk call each: about 4x less time per frame than frame by frame); labels read whole."""
 
-    def __init__(self, ref: RecordingRef, cameras: tuple[str, ...]) -> None:
+    def __init__(self, ref: RecordingRef, cameras: tuple[str, ...], cache_images: bool) -> None:
         group = zarr.open_group(ref.path, mode="r")
         paths = set(array_paths(group))
-        self.images = [open_array(group, f"images/{c}") for c in cameras]
+        arrays = [open_array(group, f"images/{c}") for c in cameras]
+        self.images: list[Any] = [np.asarray(a[:]) for a in arrays] if cache_images else arrays
         self.sizes = [(int(a.shape[1]), int(a.shape[2])) for a in self.images]
         self.labels = read_labels(ref.path, cameras, slice(None)) if "labels/expression" in paths else None
         self.ood = read_array(group, "labels/ood") if "labels/ood" in paths else None
@@ -155,7 +157,10 @@ class HeadsetDataset(Dataset[Sample]):
     `augment` enables `augment_views` per sample and its sensor jitter on the anchors (CutMix is batch-level:
     `egoface.data.augment.cutmix`);
     augmentation is deterministic in (`seed`, epoch, index) — call `set_epoch` each epoch; `anchors` names the
-    anchor segments whose images each sample carries.
+    anchor segments whose images each sample carries. `cache_images` reads every recording's images into memory
+    here, in bulk (the stored frames' bytes, e.g. ~1.4 GB for the 128 training subjects of the `many` preset),
+    instead of each frame from disk each time it is sampled; DataLoader workers forked from this process share
+    that memory.
     """
 
     def __init__(
@@ -171,6 +176,7 @@ class HeadsetDataset(Dataset[Sample]):
         augment: AugmentConfig | None = None,
         seed: int = 0,
         anchors: Sequence[str] = (),
+        cache_images: bool = False,
     ) -> None:
         self.root = Path(root)
         require_role(self.root, "dataset")
@@ -180,7 +186,7 @@ class HeadsetDataset(Dataset[Sample]):
                 raise ValueError(f"{name} must be a non-empty subset of {allowed}, got {tuple(values)}")
         self.resolution = (int(resolution[0]), int(resolution[1]))
         self.flip_left, self.augment, self.seed, self.epoch = flip_left, augment, seed, 0
-        self.anchors = tuple(anchors)
+        self.anchors, self.cache_images = tuple(anchors), cache_images
         self._subjects: dict[str, dict[str, Any]] = {}
         refs = []
         for ref in scan_recordings(self.root, tuple(domains)):
@@ -196,6 +202,9 @@ class HeadsetDataset(Dataset[Sample]):
         self._anchor_frames = self._find_anchors()
         self._starts = np.cumsum([0] + [r.frames for r in refs]).tolist()
         self._open: OrderedDict[Path, _OpenRecording] = OrderedDict()
+        if cache_images:
+            for ref in refs:
+                self._recording(ref)
 
     def _resolve_cameras(self, cameras: Sequence[str] | None) -> tuple[str, ...]:
         have = {r.subject: tuple(self._subjects[r.subject]["cameras"]) for r in self.recordings}
@@ -239,9 +248,9 @@ class HeadsetDataset(Dataset[Sample]):
         return state
 
     def _recording(self, ref: RecordingRef) -> _OpenRecording:
-        handle = self._open.pop(ref.path, None) or _OpenRecording(ref, self.cameras)
+        handle = self._open.pop(ref.path, None) or _OpenRecording(ref, self.cameras, self.cache_images)
         self._open[ref.path] = handle
-        while len(self._open) > _OPEN_RECORDINGS:
+        while len(self._open) > _OPEN_RECORDINGS and not self.cache_images:
             self._open.popitem(last=False)
         return handle
 

@@ -364,6 +364,7 @@ def _anchor_datasets(
         train_set = HeadsetDataset(
             root, domains=config.data.domains, splits=config.data.train_splits, subjects=subjects[:count],
             cameras=train_set.cameras, resolution=train_set.resolution, flip_left=train_set.flip_left,
+            cache_images=config.data.cache_images,
         )  # fmt: skip
         if len(train_set) < config.batch_size:
             raise ValueError(f"{len(train_set)} training frames, fewer than batch_size={config.batch_size}")

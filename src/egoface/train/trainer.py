@@ -233,6 +233,7 @@ def _datasets(
         "resolution": model_config.input_size,
         "flip_left": flip_left,
         "augment": None,  # drawn per batch in `Trainer.train_step`, seeded by (seed, step)
+        "cache_images": config.data.cache_images,
     }
     train_set = HeadsetDataset(root, splits=config.data.train_splits, **common)
     store = DatasetStore(root)
