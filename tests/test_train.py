@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from egoface.cli.main import main
 from egoface.data import DatasetStore, HeadsetDataset, collate
@@ -26,7 +27,7 @@ from egoface.train import (
     read_metrics,
     train,
 )
-from egoface.train.trainer import _epoch_batches
+from egoface.train.trainer import _epoch_batches, _loader
 from test_data_helpers import make_recording
 
 SMALL = ["input_size=32,32", "data.val_samples=8"]
@@ -103,6 +104,19 @@ def test_an_interrupted_run_resumes_to_bit_identical_weights(store_root: Path, t
     ]
     assert resumed_lines == whole_lines  # same losses at every step, the stale line dropped
     assert whole.loss == resumed.loss
+
+
+def test_cached_images_in_forked_loader_workers_train_the_same_weights(store_root: Path, tmp_path: Path) -> None:
+    """data.cache_images with 2 loader workers (forked, so that they share the cache, also where the process default
+    is spawn) gives the weights of a run reading every frame from disk in this process."""
+    config = apply_overrides(PRESETS["tiny"], ["input_size=32,32", "batch_size=16", "steps=3"])
+    cached = apply_overrides(config, ["data.cache_images=true", "data.num_workers=2"])
+    loader = _loader(HeadsetDataset(store_root, resolution=(32, 32)), [[0, 1]], cached)
+    assert isinstance(loader, DataLoader) and loader.multiprocessing_context.get_start_method() == "fork"
+    train(config, store_root, tmp_path / "disk")
+    train(cached, store_root, tmp_path / "cached")
+    a, b = _state(tmp_path / "disk"), _state(tmp_path / "cached")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_subject_grouped_batches_hold_runs_of_one_subject_and_differ_per_epoch(store_root: Path) -> None:

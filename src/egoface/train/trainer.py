@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import multiprocessing
 import os
 import signal
 import statistics
@@ -260,6 +261,10 @@ def _datasets(
     return train_set, val_set
 
 
+#: How DataLoader workers start: forked where the platform has fork (see `_loader`), else its default.
+_LOADER_START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+
+
 def _train_batches(dataset: HeadsetDataset, config: TrainConfig, start: int, stop: int) -> Iterator[Batch]:
     """The batches of steps [start, stop) (`_epoch_batches`), loaded in order."""
     per_epoch = len(_epoch_batches(dataset, config, 0))  # the same count every epoch
@@ -307,7 +312,9 @@ def _loader(dataset: HeadsetDataset, batches: list[list[int]], config: TrainConf
     tensor operations, which on 2 cores shared with other jobs run several times slower on 2 threads than on 1.
     With workers, a DataLoader (whose workers use one thread each) with its own generator, which keeps the global
     RNG untouched (a DataLoader otherwise draws worker seeds from it, and resuming mid-epoch would then leave the
-    global RNG elsewhere than an uninterrupted run does).
+    global RNG elsewhere than an uninterrupted run does). Its workers are forked where the platform can, also when
+    this process was itself spawned (the ablation's experiments; a spawned process spawns by default), so that
+    they share `data.cache_images`' memory instead of each reading its own copy.
     """
     if config.data.num_workers > 0:
         return DataLoader(
@@ -316,6 +323,7 @@ def _loader(dataset: HeadsetDataset, batches: list[list[int]], config: TrainConf
             collate_fn=collate,
             num_workers=config.data.num_workers,
             generator=torch.Generator().manual_seed(config.seed),
+            multiprocessing_context=_LOADER_START_METHOD,
         )
     return (_load_single_threaded(dataset, indices) for indices in batches)
 
