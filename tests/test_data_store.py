@@ -15,7 +15,7 @@ import pytest
 
 import egoface.data.store as store_module
 from egoface.data import DatasetStore, OracleReader, check_dataset, dataset_info
-from egoface.data.schema import schema_table_markdown
+from egoface.data.schema import anchor_frames, schema_table_markdown
 from test_data_helpers import make_recording
 
 REPO = Path(__file__).resolve().parents[1]
@@ -252,3 +252,22 @@ def test_datasheet_shows_the_schema_table() -> None:
     """docs/datasheet.md renders RECORDING_ARRAYS verbatim (regenerate it with schema_table_markdown())."""
     sheet = REPO / "docs" / "datasheet.md"
     assert schema_table_markdown() in sheet.read_text(encoding="utf-8")
+
+
+def test_anchor_frames_take_the_clean_hold_frame_nearest_the_middle() -> None:
+    """The hold's middle; with OOD flags the nearest unflagged frame of the hold (the earlier of two as near); the
+    middle when the whole hold is flagged; a segment without a hold uses the whole segment."""
+    segments = [
+        {"anchor": "neutral", "start_frame": 0, "stop_frame": 12, "peak_start_frame": 2, "peak_stop_frame": 9},
+        {"anchor": "closed_eyes", "start_frame": 12, "stop_frame": 20},
+        {"anchor": "neutral", "start_frame": 20, "stop_frame": 24},  # a second neutral segment: the first wins
+        {"name": "no anchor", "start_frame": 24, "stop_frame": 26},
+    ]
+    assert anchor_frames(segments) == {"neutral": 5, "closed_eyes": 15}
+    ood = np.zeros(26, bool)
+    ood[[5, 15, 16]] = True
+    assert anchor_frames(segments, ood) == {"neutral": 4, "closed_eyes": 14}
+    ood[4] = True
+    assert anchor_frames(segments, ood)["neutral"] == 6
+    ood[2:9] = True
+    assert anchor_frames(segments, ood)["neutral"] == 5

@@ -106,6 +106,12 @@ def read_array(group: zarr.Group, path: str, select: slice | int = slice(None)) 
     return np.asarray(open_array(group, path)[select])
 
 
+def read_ood(recording_dir: Path) -> np.ndarray | None:
+    """The recording's per-frame `labels/ood` flags (N,) bool, None when it has none."""
+    group = zarr.open_group(recording_dir, mode="r")
+    return read_array(group, "labels/ood") if "labels/ood" in array_paths(group) else None
+
+
 def read_labels(recording_dir: Path, cameras: tuple[str, ...], select: slice) -> Labels:
     """True labels stored under `recording_dir/labels/` (frames `select`)."""
     group = zarr.open_group(recording_dir, mode="r")

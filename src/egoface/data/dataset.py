@@ -30,9 +30,9 @@ from egoface.data._tree import (
     RecordingRef,
     array_paths,
     open_array,
-    read_array,
     read_attrs,
     read_labels,
+    read_ood,
     require_role,
     scan_recordings,
 )
@@ -147,7 +147,7 @@ class _OpenRecording:
         self.images: list[Any] = [np.asarray(a[:]) for a in arrays] if cache_images else arrays
         self.sizes = [(int(a.shape[1]), int(a.shape[2])) for a in self.images]
         self.labels = read_labels(ref.path, cameras, slice(None)) if "labels/expression" in paths else None
-        self.ood = read_array(group, "labels/ood") if "labels/ood" in paths else None
+        self.ood = read_ood(ref.path)
 
 
 class HeadsetDataset(Dataset[Sample]):
@@ -221,7 +221,7 @@ class HeadsetDataset(Dataset[Sample]):
     def _find_anchors(self) -> dict[str, dict[str, tuple[str, int]]]:
         out: dict[str, dict[str, tuple[str, int]]] = {}
         for ref in self.recordings:
-            found = anchor_frames(read_attrs(ref.path).get("segments") or [])
+            found = anchor_frames(read_attrs(ref.path).get("segments") or [], read_ood(ref.path))
             subject = out.setdefault(ref.subject, {})
             for name, frame in found.items():
                 subject.setdefault(name, (ref.recording, frame))

@@ -177,11 +177,13 @@ def _shape_text(spec: ArraySpec) -> str:
     return "(" + ", ".join(str(d) for d in spec.shape) + (",)" if len(spec.shape) == 1 else ")")
 
 
-def anchor_frames(segments: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    """The peak frame of each anchor segment (`segment["anchor"]` names it), first occurrence wins.
+def anchor_frames(segments: Sequence[Mapping[str, Any]], ood: np.ndarray | None = None) -> dict[str, int]:
+    """The frame of each anchor segment (`segment["anchor"]` names it) a model enrolls from, first occurrence wins.
 
-    The peak frame is the middle of the segment's hold (`[peak_start_frame, peak_stop_frame)`) when given, else
-    the middle of the segment (`[start_frame, stop_frame)`).
+    That is the middle of the segment's hold (`[peak_start_frame, peak_stop_frame)`) when given, else of the whole
+    segment (`[start_frame, stop_frame)`). With the recording's `ood` flags (N,) bool (`labels/ood`: a hand in view,
+    a covered camera), the frame of that range nearest its middle that is not flagged (the earlier one of two as
+    near), the middle itself when every frame of the range is flagged.
     """
     out: dict[str, int] = {}
     for segment in segments:
@@ -192,7 +194,9 @@ def anchor_frames(segments: Sequence[Mapping[str, Any]]) -> dict[str, int]:
             start, stop = int(segment["peak_start_frame"]), int(segment["peak_stop_frame"])
         else:
             start, stop = int(segment["start_frame"]), int(segment["stop_frame"])
-        out[anchor] = (start + stop - 1) // 2
+        middle = (start + stop - 1) // 2
+        clean = [f for f in range(start, stop) if ood is None or (f < len(ood) and not ood[f])]
+        out[anchor] = min(clean, key=lambda f: (abs(f - middle), f)) if clean else middle
     return out
 
 

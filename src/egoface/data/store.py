@@ -44,6 +44,7 @@ from egoface.data._tree import (
     read_attrs,
     read_labels,
     read_marker,
+    read_ood,
     require_role,
     scan_recordings,
 )
@@ -196,6 +197,13 @@ class DatasetStore:
             segments=attrs.get("segments"),
             attrs=attrs.get("attrs", {}),
         )
+
+    def read_ood(self, subject: str, recording: str) -> np.ndarray | None:
+        """The recording's `labels/ood` flags (N,) bool (None when it has none), without reading its images."""
+        ref = self._find(subject, recording)
+        if ref is None:
+            raise KeyError(f"no complete recording {subject}/{recording} in {self.root}")
+        return read_ood(ref.path)
 
     def _find(self, subject: str, recording: str) -> RecordingRef | None:
         for domain in DOMAINS:

@@ -122,12 +122,14 @@ class BaselineSpec:
 
 
 def neutral_frame(store: DatasetStore, subject: str, anchor: str = _NEUTRAL) -> tuple[str, int]:
-    """(recording, frame) of the subject's `anchor` segment peak: the first of its recordings (sorted) that has one,
-    as `HeadsetDataset` picks anchors. Segment tables are in the training tree of every labelled domain."""
+    """(recording, frame) of the subject's `anchor` segment (`anchor_frames`: its hold's middle or the clean frame
+    nearest it) in the first of its recordings (sorted) that has one, as `HeadsetDataset` picks anchors. Segment
+    tables are in the training tree of every labelled domain."""
     for ref in store.recordings():
         if ref.subject != subject:
             continue
-        found = anchor_frames(store.read_recording(subject, ref.recording, slice(0, 1)).segments or [])
+        segments = store.read_recording(subject, ref.recording, slice(0, 1)).segments or []
+        found = anchor_frames(segments, store.read_ood(subject, ref.recording))
         if anchor in found:
             return ref.recording, found[anchor]
     raise ValueError(f"subject {subject!r} has no {anchor!r} anchor segment; the baselines need its reference frame")
