@@ -350,12 +350,12 @@ def _calibration(config: TrainConfig) -> CalibrationConfig:
 
 
 def _anchor_datasets(
-    config: TrainConfig, root: Path, model: CalibratedEncoder
+    config: TrainConfig, root: Path, model: CalibratedEncoder, progress: Progress | None = None
 ) -> tuple[HeadsetDataset, HeadsetDataset | None, AnchorBank | None]:
     """The tracker trainer's datasets (same checks; the training set cut to the first
     `calibration.train_subjects` subjects when set) and the anchor bank of their subjects (None without anchors;
     it checks that every subject has every anchor segment)."""
-    train_set, val_set = _datasets(config, root, model.config)
+    train_set, val_set = _datasets(config, root, model.config, progress)
     count = _calibration(config).train_subjects
     subjects = sorted({ref.subject for ref in train_set.recordings})
     if count > len(subjects):
@@ -392,7 +392,7 @@ def train_calibrated(
     with _torch_threads(config.threads):
         root, run = Path(data), Path(out)
         model = build_calibrated_model(config)
-        train_set, val_set, anchors = _anchor_datasets(config, root, model)
+        train_set, val_set, anchors = _anchor_datasets(config, root, model, progress)
         calibration = _calibration(config)
         perceptual = calibration.loss == "perceptual"
         geometry = GeometryLoss.from_store(root, config.loss) if perceptual or config.loss.geometry > 0 else None

@@ -224,10 +224,13 @@ def _check_flips(config: ModelConfig) -> bool:
 
 
 def _datasets(
-    config: TrainConfig, root: Path, model_config: ModelConfig
+    config: TrainConfig, root: Path, model_config: ModelConfig, progress: Progress | None = None
 ) -> tuple[HeadsetDataset, HeadsetDataset | None]:
-    """The training and (when the store has such subjects) validation datasets; refuses unlabelled training data."""
+    """The training and (when the store has such subjects) validation datasets; refuses unlabelled training data.
+    With `data.cache_images`, `progress` first says that the images are being read into memory."""
     flip_left = _check_flips(model_config)
+    if config.data.cache_images and progress is not None:
+        progress(0, config.steps, "reading the images into memory (data.cache_images)")
     common: dict[str, Any] = {
         "domains": config.data.domains,
         "cameras": model_config.cameras,
@@ -431,7 +434,7 @@ def _train(
     config: TrainConfig, root: Path, run: Path, progress: Progress | None, stop_after: int | None, tensorboard: bool
 ) -> TrainResult:
     model = build_model(config)
-    train_set, val_set = _datasets(config, root, model.config)
+    train_set, val_set = _datasets(config, root, model.config, progress)
     geometry = GeometryLoss.from_store(root, config.loss) if config.loss.geometry > 0 else None
     trainer = Trainer(config, model, geometry)
     run.mkdir(parents=True, exist_ok=True)
