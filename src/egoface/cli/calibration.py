@@ -109,11 +109,13 @@ class _Experiments:
         """`run` every experiment of `planned` (name -> config), `workers` at a time, each in its own process
         (one at a time in this one when `workers` is 1); returns their metrics by name. An experiment is submitted
         only when a worker is free, so after a failure or Ctrl-C no queued experiment starts: the running ones
-        stop (Ctrl-C, with a checkpoint) or finish, and the error is raised."""
+        stop (Ctrl-C, with a checkpoint) or finish, and the error is raised. Each experiment gets a new process: a
+        reused one kept most of its predecessors' memory (image cache, rigs), 6-11 GB per worker after three."""
         if workers <= 1:
             return {name: self.run(name, config) for name, config in planned.items()}
         waiting, running, done = iter(planned.items()), {}, {}
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=spawn, max_tasks_per_child=1) as pool:
 
             def submit_next() -> None:
                 for name, config in itertools.islice(waiting, 1):
