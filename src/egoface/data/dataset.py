@@ -30,6 +30,7 @@ from egoface.data._tree import (
     RecordingRef,
     array_paths,
     open_array,
+    read_array,
     read_attrs,
     read_labels,
     read_ood,
@@ -147,7 +148,7 @@ class _OpenRecording:
         self.images: list[Any] = [np.asarray(a[:]) for a in arrays] if cache_images else arrays
         self.sizes = [(int(a.shape[1]), int(a.shape[2])) for a in self.images]
         self.labels = read_labels(ref.path, cameras, slice(None)) if "labels/expression" in paths else None
-        self.ood = read_ood(ref.path)
+        self.ood = read_array(group, "labels/ood") if "labels/ood" in paths else None
 
 
 class HeadsetDataset(Dataset[Sample]):
