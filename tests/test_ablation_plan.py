@@ -28,3 +28,11 @@ def test_a_perceptual_preset_with_another_module_ablates_that_module() -> None:
     assert list(plan)[:2] == ["pooling", "none"] and plan["pooling_code"].calibration.loss == "code"
     assert plan["pooling_1_anchors"].calibration.module == "pooling"
     assert not any("identities" in name for name in plan)
+
+
+def test_linear_fusion_stays_with_the_modules_that_have_a_fusion_conv() -> None:
+    base = apply_overrides(PRESETS["calibrated-tiny"], ["calibration.linear_fusion=true"])
+    plan = _ablation_plan(base, identity_counts=[8])
+    linear = {name for name, config in plan.items() if config.calibration.linear_fusion}
+    assert linear == {name for name, config in plan.items() if config.calibration.module in ("late_fusion", "pooling")}
+    assert {"late_fusion", "pooling", "late_fusion_1_anchors", "late_fusion_8_identities"} <= linear

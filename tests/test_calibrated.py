@@ -85,13 +85,42 @@ def test_concat_fusion_splits_its_conv_exactly_in_both_modes(module: str) -> Non
             torch.testing.assert_close(fusion(current, fusion.prepare(anchors)), unsplit, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["calibrated_nano", "calibrated_mobilenetv3_tiny"])  # a ResNet and a MobileNetV3
 @pytest.mark.parametrize("module", ["late_fusion", "pooling"])
-def test_concat_fusion_starts_as_the_encoder_without_anchors(module: str) -> None:
+def test_linear_fusion_folds_exactly_into_the_tails_first_block(module: str, name: str) -> None:
+    """The folded fusion (composed weights on the current map, the anchors' part through the block's reading convs
+    once per user) gives the block's output on the unfolded linear fusion conv([current, summary of the anchors]),
+    in training mode (batch statistics of the whole sum) and in eval mode (the norms' scale on the memory)."""
+    model = random_calibrated(module, ANCHORS, 64, linear_fusion=True, name=name)
+    fusion = model.branches["eye"].calibrate
+    generator = torch.Generator().manual_seed(7)
+    channels, height, width = model.anchor_feature_shape("eye")[1:]
+    current = torch.rand(4, channels, height, width, generator=generator)
+    anchors = torch.rand(4, len(ANCHORS), channels, height, width, generator=generator)
+    summary = anchors.amax(dim=1) if module == "pooling" else anchors.flatten(1, 2)
+    with torch.no_grad():
+        for mode in (True, False):
+            fusion.train(mode)
+            unfolded = fusion.entry(fusion.fuse(torch.cat([current, summary], dim=1)))
+            torch.testing.assert_close(fusion(current, fusion.prepare(anchors)), unfolded, rtol=1e-4, atol=1e-4)
+    assert unfolded.abs().max() > 0.1  # the block's output is not trivially zero
+
+
+def test_linear_fusion_applies_to_the_concatenation_modules_only() -> None:
+    with pytest.raises(ValueError, match="linear_fusion applies to the late_fusion and pooling modules"):
+        CalibratedModelConfig(arch="calibrated", calibration="cross_attention", linear_fusion=True)
+
+
+@pytest.mark.parametrize("linear_fusion", [False, True])
+@pytest.mark.parametrize("module", ["late_fusion", "pooling"])
+def test_concat_fusion_starts_as_the_encoder_without_anchors(module: str, linear_fusion: bool) -> None:
     """Untrained, the fusion is the identity on phi_exp's (non-negative) maps and ignores the anchors: the encoder
     gives the outputs of the same weights without anchors, whatever the anchors."""
-    model = _untrained(module)
+    model = untrained_calibrated(module, ANCHORS, SIZE[0], linear_fusion=linear_fusion)
     bare = create_calibrated_model("calibrated_nano", input_size=SIZE, calibration="none", anchors=()).eval()
-    bare.load_state_dict({k: v for k, v in model.state_dict().items() if "calibrate" not in k})
+    # the folded fusion holds the tail's first block (resnet_nano's tail is that one block)
+    bare.load_state_dict({k.replace(".calibrate.entry.", ".tail.0."): v for k, v in model.state_dict().items()
+                          if "calibrate.fuse" not in k})  # fmt: skip
     x, anchors = _inputs(model)
     with torch.no_grad():
         model.set_anchors(model.enroll(anchors))

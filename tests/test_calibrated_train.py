@@ -22,6 +22,7 @@ from egoface.train.calibrated import (
     CalibratedTrainer,
     FrontalSubject,
     PhotometricLoss,
+    _anchor_datasets,
     build_calibrated_model,
     train_calibrated,
 )
@@ -55,6 +56,26 @@ def test_each_calibration_module_trains_two_steps_on_the_tiny_preset(
     model = load_model(tmp_path / "run")
     assert isinstance(model, CalibratedEncoder) and model.config.calibration == module
     assert model.config.anchors == (() if module == "none" else ("neutral", "jaw_open_max"))
+
+
+def test_linear_fusion_trains_and_its_model_file_keeps_it(store_root: Path, tmp_path: Path) -> None:
+    config = apply_overrides(PRESETS["calibrated-tiny"], [*HELPER, "calibration.linear_fusion=true"])
+    result = train_calibrated(config, store_root, tmp_path / "run", tensorboard=False)
+    assert result.completed and np.isfinite(result.loss)
+    model = load_model(tmp_path / "run")
+    assert isinstance(model, CalibratedEncoder) and model.config.linear_fusion
+
+
+def test_train_subjects_trains_on_the_first_subjects_only(store_root: Path) -> None:
+    config = apply_overrides(PRESETS["calibrated-tiny"], [*HELPER, "calibration.train_subjects=1"])
+    model = build_calibrated_model(config)
+    train_set, val_set, bank = _anchor_datasets(config, store_root, model)
+    assert {ref.subject for ref in train_set.recordings} == {"s000"}
+    assert val_set is not None and {ref.subject for ref in val_set.recordings} == {"v000"}
+    assert bank is not None
+    too_many = apply_overrides(config, ["calibration.train_subjects=3"])
+    with pytest.raises(ValueError, match="train_subjects=3, but the training split has 2 subjects"):
+        _anchor_datasets(too_many, store_root, model)
 
 
 def _toy_trainer(store_root: Path, augment: str = "augment=none") -> tuple[CalibratedTrainer, HeadsetDataset]:

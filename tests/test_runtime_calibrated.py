@@ -34,14 +34,19 @@ SIZE = 32
 _DIR = Path(tempfile.mkdtemp(prefix="egoface-calibrated-tests-"))
 
 
-def calibrated(module: str, seed: int = 0) -> CalibratedEncoder:
+#: Every calibration module, and the concatenation modules with their fusion folded into the tail (linear_fusion)
+VARIANTS = [(module, False) for module in CALIBRATION_MODULES] + [("late_fusion", True), ("pooling", True)]
+
+
+def calibrated(module: str, seed: int = 0, linear_fusion: bool = False) -> CalibratedEncoder:
     """calibrated_nano with `module`, two anchors, 32x32, seeded random weights (fusions too), eval mode."""
-    return random_calibrated(module, ANCHORS, SIZE, seed)
+    return random_calibrated(module, ANCHORS, SIZE, seed, linear_fusion=linear_fusion)
 
 
 @functools.cache
-def exported(module: str = "late_fusion", seed: int = 0) -> Path:
-    return export_onnx(calibrated(module, seed).eval(), _DIR / f"{module}-{seed}.onnx", f"nano-{module}")
+def exported(module: str = "late_fusion", seed: int = 0, linear_fusion: bool = False) -> Path:
+    name = f"{module}-linear" if linear_fusion else module
+    return export_onnx(calibrated(module, seed, linear_fusion).eval(), _DIR / f"{name}-{seed}.onnx", f"nano-{name}")
 
 
 def textured(rng: np.random.Generator, level: float) -> dict[str, np.ndarray]:
@@ -61,10 +66,10 @@ def enrolled_profile(path: Path, name: str = "alice") -> Profile:
     return profile
 
 
-@pytest.mark.parametrize("module", CALIBRATION_MODULES)
-def test_onnx_with_the_enroll_graph_matches_torch(module: str) -> None:
-    model = calibrated(module).eval()
-    path = exported(module)
+@pytest.mark.parametrize(("module", "linear_fusion"), VARIANTS)
+def test_onnx_with_the_enroll_graph_matches_torch(module: str, linear_fusion: bool) -> None:
+    model = calibrated(module, linear_fusion=linear_fusion).eval()
+    path = exported(module, linear_fusion=linear_fusion)
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(1, *model.input_shape, generator=generator)
     anchor_images = torch.randn(len(model.config.anchors), *model.input_shape, generator=generator)

@@ -342,8 +342,13 @@ def _ablate_only(
 
 
 def _with_calibration(base: TrainConfig, **changes: Any) -> TrainConfig:
-    """`base` with `changes` to its calibration settings (e.g. module="pooling")."""
+    """`base` with `changes` to its calibration settings (e.g. module="pooling"); a module without a fusion conv
+    drops `linear_fusion`."""
+    from egoface.models import FUSION_CONV_MODULES
+
     assert base.calibration is not None
+    if changes.get("module", base.calibration.module) not in FUSION_CONV_MODULES:
+        changes.setdefault("linear_fusion", False)
     return dataclasses.replace(base, calibration=dataclasses.replace(base.calibration, **changes))
 
 
@@ -403,9 +408,7 @@ def _counts(text: str) -> list[int]:
 def _training_subjects(config: TrainConfig, data: str) -> int:
     from egoface.data import DatasetStore
 
-    store = DatasetStore(data)
-    subjects = {ref.subject for ref in store.recordings(config.data.domains)
-                if store.subject_info(ref.subject).split in config.data.train_splits}  # fmt: skip
+    subjects = DatasetStore(data).subjects(config.data.domains, config.data.train_splits)
     if not subjects:
         raise ValueError(f"no training subjects of {config.data.domains} in {data}")
     return len(subjects)

@@ -170,6 +170,11 @@ class DatasetStore:
         """Every complete recording (index rebuilt by scanning)."""
         return scan_recordings(self.root, domains)
 
+    def subjects(self, domains: tuple[str, ...], splits: tuple[str, ...]) -> list[str]:
+        """The sorted names of the subjects of `splits` with a complete recording of `domains`."""
+        names = {ref.subject for ref in self.recordings(domains)}
+        return sorted(name for name in names if self.subject_info(name).split in splits)
+
     def subject_info(self, subject: str) -> SubjectInfo:
         for domain in DOMAINS:
             path = self.root / domain / check_name("subject", subject)

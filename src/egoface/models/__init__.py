@@ -12,6 +12,7 @@ Every model has `forward_features`, `forward_head`, `forward`, `num_features` an
 from egoface.models.backbones import Backbone, MobileNetV3, ResNet
 from egoface.models.calibrated import (
     CALIBRATION_MODULES,
+    FUSION_CONV_MODULES,
     AnchorCache,
     CalibratedEncoder,
     CalibratedModelConfig,
@@ -45,6 +46,7 @@ from egoface.models.regressor import FLNet, NeckNet, RefaRegressor, TrackerModel
 
 __all__ = [
     "CALIBRATION_MODULES",
+    "FUSION_CONV_MODULES",
     "SHIPPED_MODELS",
     "AnchorCache",
     "Backbone",

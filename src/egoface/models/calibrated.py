@@ -50,12 +50,14 @@ from torch import nn
 from egoface.models.backbones import Backbone
 from egoface.models.config import ModelConfig, camera_role, camera_side
 from egoface.models.heads import ExpressionAssembler, PerEyeHead, TrackerOutput, mlp, unit_interval
+from egoface.models.layers import BasicBlock, ConvBnAct, InvertedResidual
 from egoface.models.registry import Registry, backbone_from_config, get_backbone_config, register_model_class
 from egoface.models.regressor import TrackerModel, _check_shared_encoders
 
 __all__ = [
     "CALIBRATION_MODULES",
     "DEFAULT_ANCHORS",
+    "FUSION_CONV_MODULES",
     "AnchorCache",
     "CalibratedEncoder",
     "CalibratedModelConfig",
@@ -75,6 +77,8 @@ DEFAULT_ANCHORS: tuple[str, ...] = (
 )  # fmt: skip
 _BRANCH_ROLES = ("eye", "mouth")  # upper face, lower face
 _TAIL_LAYERS = {"mobilenetv3": 2, "resnet": 1}  # layers of the backbone body after the calibration module
+#: The calibration modules with a 1x1 fusion conv, which `linear_fusion` can fold into the tail.
+FUSION_CONV_MODULES: tuple[str, ...] = ("late_fusion", "pooling")
 
 
 @dataclass(frozen=True)
@@ -83,16 +87,23 @@ class CalibratedModelConfig(ModelConfig):
     anchor names (segment anchors of the capture script; empty only for `none`). `per_eye_head`: REFA's heads
     (`PerEyeHead`: each eye's shapes and gaze from that eye camera's features, shared by both eyes; the other shapes
     from all features) instead of the paper's f_fuse (every shape from all features) and f_gaze (both eyes' gaze
-    from both eye cameras' features). Round-trips through JSON like its parent (`CalibratedModelConfig.from_json`)."""
+    from both eye cameras' features). `linear_fusion`: the 1x1 fusion conv of `late_fusion` / `pooling` without its
+    ReLU, folded into the tail's first block (`_FoldedFusion`: the anchors' per-frame cost drops to adds that
+    onnxruntime fuses into convolutions the encoder runs anyway). Round-trips through JSON like its parent
+    (`CalibratedModelConfig.from_json`)."""
 
     calibration: str = "late_fusion"
     anchors: tuple[str, ...] = DEFAULT_ANCHORS
     per_eye_head: bool = False
+    linear_fusion: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.calibration not in CALIBRATION_MODULES:
             raise ValueError(f"calibration must be one of {CALIBRATION_MODULES}, got {self.calibration!r}")
+        if self.linear_fusion and self.calibration not in FUSION_CONV_MODULES:
+            raise ValueError(f"linear_fusion applies to the {' and '.join(FUSION_CONV_MODULES)} modules, "
+                             f"not {self.calibration!r}")  # fmt: skip
         if len(set(self.anchors)) != len(self.anchors) or (not self.anchors and self.calibration != "none"):
             raise ValueError(
                 f"the {self.calibration} module needs at least one anchor, all distinct; got anchors={self.anchors}"
@@ -197,6 +208,74 @@ class _ConcatFusion(_Calibration):
         return F.relu(F.conv2d(current, self.fuse.weight[:, : self.channels]) + memory)
 
 
+class _FoldedFusion(_ConcatFusion):
+    """`_ConcatFusion` without the ReLU (`linear_fusion`), folded into the tail's first block `entry`, whose output
+    it returns. The convs of `entry` that read the fused map (a ResNet block's first conv and projection shortcut,
+    an inverted residual's expansion) are linear in it:
+
+        conv(W_c current + W_a summary + b) = (conv o W_c)(current) + conv(W_a summary + b)
+
+    `prepare` computes the second term of each reading conv (their maps concatenated along channels) once per user;
+    per frame, those convs run with the composed weights conv o W_c (the shape of conv's own) on the current map
+    and add the memory before their norm and activation. A frame then costs what it costs the encoder without
+    anchors plus one add per reading conv, which onnxruntime fuses into that conv."""
+
+    def __init__(self, channels: int, num_anchors: int, pool: bool, entry: nn.Module) -> None:
+        super().__init__(channels, num_anchors, pool)
+        self.entry = entry
+        self.readers = _fused_map_readers(entry)
+
+    def prepare(self, anchors: torch.Tensor) -> torch.Tensor:
+        fused = super().prepare(anchors)  # (N, c, h, w): W_a summary + b
+        return torch.cat([F.conv2d(fused, conv.weight, None, conv.stride, conv.padding)
+                          for conv, _, _ in self.readers], dim=1)  # fmt: skip
+
+    def forward(self, current: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        parts = memory.split([conv.out_channels for conv, _, _ in self.readers], dim=1)
+        read = [self._read(reader, current, part) for reader, part in zip(self.readers, parts, strict=True)]
+        if isinstance(self.entry, BasicBlock):
+            return self.entry.act(self.entry.conv2(read[0]) + read[1])
+        assert isinstance(self.entry, InvertedResidual)
+        return self.entry.project(self.entry.se(self.entry.depthwise(read[0])))
+
+    def _read(self, reader: _ConvNormAct, current: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """One reading ConvBnAct of `entry` on the fused map, from the current map and its part of the memory."""
+        conv, norm, act = reader
+        weight = torch.einsum("oihw,ij->ojhw", conv.weight, self.fuse.weight[:, : self.channels, 0, 0])
+        pre_norm = F.conv2d(current, weight, None, conv.stride, conv.padding)
+        if self.training:  # the norm's batch statistics are those of the whole sum
+            return act(norm(pre_norm + memory))
+        # in eval the norm is affine, norm(y + m) = norm(y) + scale m: onnxruntime folds the norm into the conv, and
+        # the add and activation into it too; the scale is a depthwise 1x1 conv, which also brings the memory into
+        # onnxruntime's blocked layout (see `_ConcatFusion.forward`)
+        assert norm.running_var is not None  # BatchNorm2d with running statistics (ConvBnAct's)
+        scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
+        return act(norm(pre_norm) + F.conv2d(memory, scale[:, None, None, None], groups=len(scale)))
+
+
+_ConvNormAct = tuple[nn.Conv2d, nn.BatchNorm2d, nn.Module]
+
+
+def _fused_map_readers(entry: nn.Module) -> list[_ConvNormAct]:
+    """The (conv, norm, activation) of each ConvBnAct of the tail's first block `entry` that reads its input, when
+    nothing else reads it."""
+    layers: list[nn.Module] = []
+    if isinstance(entry, BasicBlock) and isinstance(entry.shortcut, ConvBnAct):
+        layers = [entry.conv1, entry.shortcut]
+    elif isinstance(entry, InvertedResidual) and isinstance(entry.expand, ConvBnAct) and not entry.residual:
+        layers = [entry.expand]
+    readers = []
+    for layer in layers:
+        conv, norm, act = layer.children()
+        assert isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)
+        readers.append((conv, norm, act))
+    if readers:
+        return readers
+    raise ValueError(f"linear_fusion folds the fusion conv into the convs of the tail's first block that read the "
+                     f"fused map; this backbone's {type(entry).__name__} also reads it directly (identity "
+                     f"shortcut, residual or no expansion conv)")  # fmt: skip
+
+
 class _Attention(_Calibration):
     """Cross-attention (current tokens attend to anchor tokens) or self-attention over [current, anchor] tokens
     (one pre-norm Transformer encoder layer, current tokens kept). Tokens are the c-vectors of the h*w locations
@@ -230,7 +309,7 @@ class _Attention(_Calibration):
 
 
 def _calibration_module(name: str, channels: int, num_anchors: int, tokens: int) -> _Calibration:
-    if name in ("late_fusion", "pooling"):
+    if name in FUSION_CONV_MODULES:
         return _ConcatFusion(channels, num_anchors, pool=name == "pooling")
     if name in ("cross_attention", "self_attention"):
         return _Attention(channels, tokens, cross=name == "cross_attention")
@@ -264,9 +343,14 @@ class _Branch(nn.Module):
             with torch.no_grad():
                 shape = tuple(self.exp.eval()(torch.zeros(1, 1, *config.input_size)).shape[1:])
         self.map_shape: tuple[int, int, int] = (int(shape[0]), int(shape[1]), int(shape[2]))  # (c, h, w) of phi_exp
-        self.calibrate = _calibration_module(
-            config.calibration, self.map_shape[0], len(config.anchors), self.map_shape[1] * self.map_shape[2]
-        )
+        if config.linear_fusion:  # the tail's first block becomes part of the fusion
+            pool = config.calibration == "pooling"
+            self.calibrate: _Calibration = _FoldedFusion(self.map_shape[0], len(config.anchors), pool, self.tail[0])
+            self.tail = nn.Sequential(*list(self.tail)[1:])
+        else:
+            self.calibrate = _calibration_module(
+                config.calibration, self.map_shape[0], len(config.anchors), self.map_shape[1] * self.map_shape[2]
+            )
         self.num_features = backbone.num_features
 
     def forward(self, current: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:

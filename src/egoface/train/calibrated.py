@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from egoface.data import Batch, HeadsetDataset
+from egoface.data import Batch, DatasetStore, HeadsetDataset
 from egoface.data.augment import sensor_jitter_per_camera
 from egoface.face import FaceRig
 from egoface.face.names import EXPRESSION_NAMES
@@ -154,7 +154,6 @@ class PhotometricLoss(nn.Module):
     @classmethod
     def from_store(cls, root: str | os.PathLike[str], size: int) -> PhotometricLoss:
         """Subjects rebuilt from the records of the dataset store at `root`, rendered at `size` px."""
-        from egoface.data import DatasetStore
         from egoface.eval.subjects import subject_appearance, subject_face_model, subject_rig
         from egoface.face.appearance import surface_reflectance
 
@@ -200,7 +199,7 @@ def build_calibrated_model(config: TrainConfig) -> CalibratedEncoder:
     torch.manual_seed(config.seed)
     model = create_calibrated_model(
         config.model, input_size=tuple(config.input_size), calibration=calibration.module,
-        anchors=calibration.anchors,
+        anchors=calibration.anchors, linear_fusion=calibration.linear_fusion,
     )  # fmt: skip
     _initialize(model, config)
     return model
@@ -352,22 +351,18 @@ def _calibration(config: TrainConfig) -> CalibrationConfig:
 def _anchor_datasets(
     config: TrainConfig, root: Path, model: CalibratedEncoder, progress: Progress | None = None
 ) -> tuple[HeadsetDataset, HeadsetDataset | None, AnchorBank | None]:
-    """The tracker trainer's datasets (same checks; the training set cut to the first
-    `calibration.train_subjects` subjects when set) and the anchor bank of their subjects (None without anchors;
-    it checks that every subject has every anchor segment)."""
-    train_set, val_set = _datasets(config, root, model.config, progress)
+    """The tracker trainer's datasets (same checks; the training set of the first `calibration.train_subjects`
+    subjects when set) and the anchor bank of their subjects (None without anchors; it checks that every subject
+    has every anchor segment)."""
     count = _calibration(config).train_subjects
-    subjects = sorted({ref.subject for ref in train_set.recordings})
-    if count > len(subjects):
-        raise ValueError(f"calibration.train_subjects={count}, but the training split has {len(subjects)} subjects")
+    subjects = None
     if count:
-        train_set = HeadsetDataset(
-            root, domains=config.data.domains, splits=config.data.train_splits, subjects=subjects[:count],
-            cameras=train_set.cameras, resolution=train_set.resolution, flip_left=train_set.flip_left,
-            cache_images=config.data.cache_images,
-        )  # fmt: skip
-        if len(train_set) < config.batch_size:
-            raise ValueError(f"{len(train_set)} training frames, fewer than batch_size={config.batch_size}")
+        available = DatasetStore(root).subjects(config.data.domains, config.data.train_splits)
+        if count > len(available):
+            raise ValueError(f"calibration.train_subjects={count}, but the training split has {len(available)} "
+                             "subjects")  # fmt: skip
+        subjects = available[:count]
+    train_set, val_set = _datasets(config, root, model.config, progress, subjects)
     if not model.config.anchors:
         return train_set, val_set, None
     splits = config.data.train_splits + (config.data.val_splits if val_set is not None else ())

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from egoface.data import DOMAINS, SPLITS, AugmentConfig
-from egoface.models.calibrated import CALIBRATION_MODULES, DEFAULT_ANCHORS
+from egoface.models.calibrated import CALIBRATION_MODULES, DEFAULT_ANCHORS, FUSION_CONV_MODULES
 
 __all__ = [
     "FINETUNE_PRESETS",
@@ -141,7 +141,9 @@ class CalibrationConfig:
     plain L1 on the coefficients of `loss` (Table 2). `photometric_size`: frontal render size, px;
     `photometric_samples`: L_photo averages over the first n labelled samples of each batch (rendering is the
     costliest term: about 0.15 CPU-s per sample at 48 px, so the full batch would triple a step's cost).
-    `train_subjects`: train on the first n training subjects (sorted names; 0 = all), for the identity curve."""
+    `train_subjects`: train on the first n training subjects (sorted names; 0 = all), for the identity curve.
+    `linear_fusion`: `late_fusion` / `pooling` without the ReLU after the fusion conv, which exported graphs fold
+    into the tail's first block (`egoface.models.CalibratedModelConfig`)."""
 
     module: str = "late_fusion"
     anchors: tuple[str, ...] = DEFAULT_ANCHORS
@@ -155,10 +157,14 @@ class CalibrationConfig:
     photometric_size: int = 48
     photometric_samples: int = 8
     train_subjects: int = 0
+    linear_fusion: bool = False
 
     def __post_init__(self) -> None:
         if self.module not in CALIBRATION_MODULES:
             raise ValueError(f"calibration.module must be one of {CALIBRATION_MODULES}, got {self.module!r}")
+        if self.linear_fusion and self.module not in FUSION_CONV_MODULES:
+            raise ValueError(f"calibration.linear_fusion applies to {' and '.join(FUSION_CONV_MODULES)}, "
+                             f"not {self.module!r}")  # fmt: skip
         if self.loss not in ("perceptual", "code"):
             raise ValueError(f"calibration.loss must be 'perceptual' or 'code', got {self.loss!r}")
         if len(set(self.anchors)) != len(self.anchors) or (not self.anchors and self.module != "none"):

@@ -224,10 +224,15 @@ def _check_flips(config: ModelConfig) -> bool:
 
 
 def _datasets(
-    config: TrainConfig, root: Path, model_config: ModelConfig, progress: Progress | None = None
+    config: TrainConfig,
+    root: Path,
+    model_config: ModelConfig,
+    progress: Progress | None = None,
+    train_subjects: list[str] | None = None,
 ) -> tuple[HeadsetDataset, HeadsetDataset | None]:
-    """The training and (when the store has such subjects) validation datasets; refuses unlabelled training data.
-    With `data.cache_images`, `progress` first says that the images are being read into memory."""
+    """The training (of `train_subjects` only, when given) and (when the store has such subjects) validation
+    datasets; refuses unlabelled training data. With `data.cache_images`, `progress` first says that the images are
+    being read into memory."""
     flip_left = _check_flips(model_config)
     if config.data.cache_images and progress is not None:
         progress(0, config.steps, "reading the images into memory (data.cache_images)")
@@ -239,7 +244,7 @@ def _datasets(
         "augment": None,  # drawn per batch in `Trainer.train_step`, seeded by (seed, step)
         "cache_images": config.data.cache_images,
     }
-    train_set = HeadsetDataset(root, splits=config.data.train_splits, **common)
+    train_set = HeadsetDataset(root, splits=config.data.train_splits, subjects=train_subjects, **common)
     store = DatasetStore(root)
     labelled = sum(
         ref.frames
