@@ -230,8 +230,11 @@ print(sorted(m for m in sys.modules if m == "torch" or m.startswith("torch.")))
 
 
 @pytest.mark.slow
-def test_bench_latency_measures_the_anchor_overhead(capsys) -> None:
-    argv = ["bench", "latency", "--model", "calibrated_nano", "--frames", "10", "--native-size", "32", "--json"]
+@pytest.mark.parametrize("linear_fusion", [False, True])
+def test_bench_latency_measures_the_anchor_overhead(linear_fusion: bool, tmp_path: Path, capsys) -> None:
+    model = tmp_path / "model.pt"
+    save_model(calibrated("late_fusion", linear_fusion=linear_fusion), model, step=1)
+    argv = ["bench", "latency", "--model", str(model), "--frames", "10", "--native-size", "32", "--json"]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     for case in (result, result["native"]):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +66,11 @@ def anchor_overhead(model: CalibratedEncoder, frames: int = 200, warmup: int = 2
     """Per-frame latency (ms, batch 1, one torch thread, no gradients) of `model` with cached anchors and of the
     same architecture without anchors, on random frames: `calibrated_ms_p50`, `reference_ms_p50` (medians),
     `overhead_pct` (100 * (calibrated / reference - 1)). Weights do not change the cost, so the reference is built
-    fresh from `model`'s config with `calibration="none"`."""
+    fresh from `model`'s config without anchors (`CalibratedModelConfig.without_anchors`)."""
     if frames < 1 or warmup < 0:
         raise ValueError(f"need frames >= 1 and warmup >= 0, got {frames}, {warmup}")
     generator = torch.Generator().manual_seed(seed)
-    reference = model_from_config(replace(model.config, calibration="none", anchors=())).eval()
+    reference = model_from_config(model.config.without_anchors()).eval()
     model = model.eval()
     anchors = torch.rand((len(model.config.anchors), *model.input_shape), generator=generator)
     previous_cache, previous_threads = model.enrolled_anchors, torch.get_num_threads()

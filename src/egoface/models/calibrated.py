@@ -111,6 +111,10 @@ class CalibratedModelConfig(ModelConfig):
         if self.calibration == "none" and self.anchors:
             object.__setattr__(self, "anchors", ())  # the uncalibrated reference reads no anchors
 
+    def without_anchors(self) -> CalibratedModelConfig:
+        """The same encoder without anchors (module `none`), the uncalibrated reference."""
+        return replace(self, calibration="none", anchors=(), linear_fusion=False)
+
 
 @dataclass(frozen=True)
 class AnchorCache:

@@ -32,7 +32,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from egoface.models.calibrated import CalibratedEncoder
+from egoface.models.calibrated import CalibratedEncoder, CalibratedModelConfig
+from egoface.models.config import ModelConfig
 from egoface.models.registry import model_from_config
 from egoface.models.regressor import TrackerModel
 from egoface.runtime.calibration import Profile
@@ -109,12 +110,12 @@ def measure_throughput(threads: int = 1, repeats: int = 20) -> dict[str, float]:
     return {"matmul": matmul_rate, "conv": conv_rate, "flops_per_second": max(matmul_rate, conv_rate)}
 
 
-def _variant(model: TrackerModel, **changes: Any) -> TrackerModel:
-    """The model with config `changes` (e.g. another input size; the backbones pool globally, so any size works)
-    and every weight of `model` whose name and shape it shares: all of them for a convolutional tracker at another
+def _variant(model: TrackerModel, config: ModelConfig) -> TrackerModel:
+    """The model of `config` (e.g. `model`'s at another input size; the backbones pool globally, so any size works)
+    with every weight of `model` whose name and shape it shares: all of them for a convolutional tracker at another
     size; the rest (an attention module's per-location embedding, layers a module lacks) keep their initialization,
     which changes no timing."""
-    variant = model_from_config(dataclasses.replace(model.config, **changes))
+    variant = model_from_config(config)
     assert isinstance(variant, TrackerModel)
     own = variant.state_dict()
     variant.load_state_dict(
@@ -162,7 +163,8 @@ def _anchor_overhead(
     (module `none`), the two trackers alternating frame by frame (which goes first alternates too), both with a
     profile (the same per-frame calibration work) and without spinning worker threads (the idle tracker's
     spinning threads would take the cores from the running one: at 2 threads both ran 2x slower, unevenly)."""
-    bare = _variant(model, calibration="none")
+    assert isinstance(model.config, CalibratedModelConfig)
+    bare = _variant(model, model.config.without_anchors())
     size = "x".join(map(str, model.config.input_size))
     paths = [export_onnx(m, directory / f"{size}-{label}.onnx", name) for m, label in ((model, "a"), (bare, "n"))]
     latency: list[list[float]] = [[], []]
@@ -188,7 +190,7 @@ def _anchor_overhead(
 def _latency_case(
     model: TrackerModel, name: str, size: tuple[int, int], threads: int, frames: int, directory: Path, rate: float
 ) -> dict[str, Any]:
-    sized = _variant(model, input_size=size)
+    sized = _variant(model, dataclasses.replace(model.config, input_size=size))
     path = export_onnx(sized, directory / f"{size[0]}x{size[1]}.onnx", name)
     flops = 2 * count_macs(sized)
     cameras = sized.config.cameras
