@@ -17,7 +17,8 @@ Calibration modules
 - `late_fusion` (default): channel concatenation [current, anchor_1 .. anchor_M], a 1x1 conv (with bias) and ReLU
   back to c channels, then the tail's convolution blocks. The conv starts as the identity on the current map and
   zero on the anchors, so training starts from the encoder without anchors (a randomly initialized fusion, in
-  which the current frame is one input in 1 + M, trained to near-neutral outputs);
+  which the current frame is one input in 1 + M, trained to near-neutral outputs); with `linear_fusion`, the conv
+  without the ReLU, folded into the tail's first block (`_FoldedFusion`);
 - `cross_attention`: current tokens (h*w) are queries, the anchors' M*h*w tokens keys and values;
 - `self_attention`: one pre-norm Transformer encoder layer over the concatenated current and anchor tokens, the
   current tokens kept;
