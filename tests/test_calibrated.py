@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from calibrated_models import random_calibrated, untrained_calibrated
-from egoface.eval.calibrated import anchor_overhead
 from egoface.models import (
     CALIBRATION_MODULES,
     AnchorCache,
@@ -238,16 +237,6 @@ def test_config_rejects_unknown_modules_and_missing_anchors() -> None:
         create_calibrated_model("calibrated_nano", calibration="transformer")
     with pytest.raises(ValueError, match="needs at least one anchor"):
         create_calibrated_model("calibrated_nano", anchors=())
-
-
-@pytest.mark.parametrize("linear_fusion", [False, True])
-def test_anchor_overhead_reports_both_latencies(linear_fusion: bool) -> None:
-    """The timing itself is measured by `egoface ablate calibration`; here only that the bench runs and leaves the
-    model's enrolled anchors as they were."""
-    model = random_calibrated("late_fusion", ANCHORS, SIZE[0], linear_fusion=linear_fusion)
-    result = anchor_overhead(model, frames=3, warmup=1)
-    assert result["calibrated_ms_p50"] > 0 and result["reference_ms_p50"] > 0 and result["frames"] == 3
-    assert model.enrolled_anchors is None
 
 
 # ------------------------------------------------------------------------------------------------ WGAN-GP penalty

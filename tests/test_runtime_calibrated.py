@@ -24,6 +24,7 @@ from egoface.cli.runtime import model_file
 from egoface.data import DatasetStore
 from egoface.models import save_model
 from egoface.models.calibrated import CALIBRATION_MODULES, CalibratedEncoder
+from egoface.runtime.bench import measure_anchor_overhead
 from egoface.runtime.calibration import Profile, ProfileStore
 from egoface.runtime.export import ANCHOR_METADATA_KEYS, METADATA_KEYS, OUTPUT_NAMES, enroll_graph_path, export_onnx
 from egoface.runtime.tracker import AnchorEnroller, AnchorInput, Tracker, TrackerOptions
@@ -227,6 +228,18 @@ print(sorted(m for m in sys.modules if m == "torch" or m.startswith("torch.")))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]", result.stdout[:500] + result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("linear_fusion", [False, True])
+def test_anchor_overhead_times_both_trackers_and_leaves_the_model_as_it_was(linear_fusion: bool) -> None:
+    """The timing itself is measured by `egoface ablate calibration` and `bench latency`; here that the measurement
+    runs for both fusions, reports both medians, and leaves the model's enrolled anchors as they were."""
+    model = calibrated("late_fusion", linear_fusion=linear_fusion)
+    timing = measure_anchor_overhead(model, threads=1, frames=4)
+    with_p50, without_p50 = timing["with_anchors"]["latency_ms_p50"], timing["without_anchors"]["latency_ms_p50"]
+    assert with_p50 > 0 and without_p50 > 0
+    assert timing["anchor_overhead"] == pytest.approx(with_p50 / without_p50 - 1.0)
+    assert model.enrolled_anchors is None
 
 
 @pytest.mark.slow

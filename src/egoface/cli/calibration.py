@@ -137,13 +137,16 @@ class _Experiments:
         return self.out / "runs" / name, config, self.data, self.split, self.domains, self.photometric_frames
 
     def latency(self, name: str, frames: int) -> dict[str, float]:
-        """`anchor_overhead` of experiment `name`'s trained model (per-frame ms, cached anchors vs none)."""
-        from egoface.eval.calibrated import anchor_overhead
+        """The runtime's per-frame cost of experiment `name`'s anchors (`measure_anchor_overhead`: exported, one
+        onnxruntime thread, against the same encoder without anchors): `calibrated_ms_p50`, `overhead_pct`."""
         from egoface.models import CalibratedEncoder, load_model
+        from egoface.runtime.bench import measure_anchor_overhead
 
         model = load_model(self.out / "runs" / name)
         assert isinstance(model, CalibratedEncoder)
-        return anchor_overhead(model, frames=frames)
+        timing = measure_anchor_overhead(model, threads=1, frames=frames)
+        return {"calibrated_ms_p50": timing["with_anchors"]["latency_ms_p50"],
+                "overhead_pct": 100.0 * timing["anchor_overhead"]}  # fmt: skip
 
 
 def _experiment(

@@ -3,31 +3,25 @@
 `CalibratedPredictor` is an image predictor (`egoface.eval.evaluate.Predictor`) that `evaluate` enrolls before each
 subject (`enroll_subject`): the subject's anchor frames (the peak of each anchor segment of the capture script, in
 the training tree of its domain: images and segment tables only, never oracle labels) go through phi_exp once, and
-every frame is then encoded against that cache, as the runtime would after its enrollment step.
-
-`anchor_overhead` measures what the anchors cost per frame: the calibrated encoder with cached anchors against the
-same encoder without anchors (`calibration="none"`), batch 1, interleaved frame by frame so that load from other
-processes hits both alike.
+every frame is then encoded against that cache, as the runtime would after its enrollment step. What the anchors
+cost per frame is measured at run time (`egoface.runtime.bench.measure_anchor_overhead`).
 """
 
 from __future__ import annotations
 
 import os
-import statistics
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from egoface.capture.recording import SubjectInfo
 from egoface.data import HeadsetDataset
 from egoface.eval.evaluate import ModelPredictor
 from egoface.eval.plots import _figure, _save
-from egoface.models import CalibratedEncoder, model_from_config, normalize_images
+from egoface.models import CalibratedEncoder, normalize_images
 
-__all__ = ["CalibratedPredictor", "anchor_overhead", "write_ablation_report"]
+__all__ = ["CalibratedPredictor", "write_ablation_report"]
 
 _TABLE_KEYS = ("mesh_l2_mm", "mouth_shape_l2_mm", "gaze_error_deg", "photometric_l1", "latency_ms_p50")
 
@@ -60,45 +54,6 @@ class CalibratedPredictor(ModelPredictor):
         images = self.anchor_images(root, info)
         self.model.set_anchors(self.model.enroll(normalize_images(images, self.model.config)))
         self.enrolled = info.subject
-
-
-def anchor_overhead(model: CalibratedEncoder, frames: int = 200, warmup: int = 20, seed: int = 0) -> dict[str, float]:
-    """Per-frame latency (ms, batch 1, one torch thread, no gradients) of `model` with cached anchors and of the
-    same architecture without anchors, on random frames: `calibrated_ms_p50`, `reference_ms_p50` (medians),
-    `overhead_pct` (100 * (calibrated / reference - 1)). Weights do not change the cost, so the reference is built
-    fresh from `model`'s config without anchors (`CalibratedModelConfig.without_anchors`)."""
-    if frames < 1 or warmup < 0:
-        raise ValueError(f"need frames >= 1 and warmup >= 0, got {frames}, {warmup}")
-    generator = torch.Generator().manual_seed(seed)
-    reference = model_from_config(model.config.without_anchors()).eval()
-    model = model.eval()
-    anchors = torch.rand((len(model.config.anchors), *model.input_shape), generator=generator)
-    previous_cache, previous_threads = model.enrolled_anchors, torch.get_num_threads()
-    torch.set_num_threads(1)
-    times: dict[str, list[float]] = {"calibrated": [], "reference": []}
-    try:
-        if model.config.anchors:
-            model.set_anchors(model.enroll(anchors))
-        with torch.no_grad():
-            for i in range(warmup + frames):
-                x = torch.rand((1, *model.input_shape), generator=generator)
-                for name, net in (("calibrated", model), ("reference", reference)):
-                    start = time.perf_counter()
-                    net(x)
-                    if i >= warmup:
-                        times[name].append(1000.0 * (time.perf_counter() - start))
-    finally:
-        model.set_anchors(previous_cache)
-        torch.set_num_threads(previous_threads)
-    calibrated, plain = statistics.median(times["calibrated"]), statistics.median(times["reference"])
-    return {
-        "calibrated_ms_p50": calibrated,
-        "reference_ms_p50": plain,
-        "overhead_pct": 100.0 * (calibrated / plain - 1.0),
-        "frames": float(frames),
-        "calibrated_ms_p90": float(np.percentile(times["calibrated"], 90)),
-        "reference_ms_p90": float(np.percentile(times["reference"], 90)),
-    }
 
 
 def write_ablation_report(result: dict[str, Any], out: str | os.PathLike[str]) -> Path:
