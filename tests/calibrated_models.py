@@ -3,6 +3,8 @@ fusions, which untrained are the identity on the current map and ignore the anch
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from egoface.models.calibrated import CalibratedEncoder, create_calibrated_model
@@ -28,18 +30,12 @@ def untrained_calibrated(
 
 
 def random_calibrated(
-    module: str,
-    anchors: tuple[str, ...],
-    size: int,
-    seed: int = 0,
-    per_eye_head: bool = False,
-    linear_fusion: bool = False,
-    name: str = "calibrated_nano",
+    module: str, anchors: tuple[str, ...], size: int, seed: int = 0, **options: Any
 ) -> CalibratedEncoder:
-    """`untrained_calibrated` with seeded random weights in the fusions too, so that the anchors matter; with
-    `linear_fusion`, the batch norms of the block the fusion is folded into get random statistics and affine
-    weights, so that their eval-mode scale matters."""
-    model = untrained_calibrated(module, anchors, size, seed, per_eye_head, linear_fusion, name)
+    """`untrained_calibrated` (`options`: its keyword arguments) with seeded random weights in the fusions too, so
+    that the anchors matter; with `linear_fusion`, the batch norms of the block the fusion is folded into get random
+    statistics and affine weights, so that their eval-mode scale matters."""
+    model = untrained_calibrated(module, anchors, size, seed, **options)
     generator = torch.Generator().manual_seed(seed + 3)
     for key, parameter in model.named_parameters():
         if ".calibrate.fuse." in key:

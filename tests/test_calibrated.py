@@ -45,6 +45,18 @@ def _inputs(model: CalibratedEncoder, batch: int = 3, seed: int = 1) -> tuple[to
     return x, torch.randn(len(model.config.anchors), *model.input_shape, generator=generator)
 
 
+def _fusion_inputs(
+    model: CalibratedEncoder, module: str, draw: Callable[..., torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eye-branch maps of 4 frames `(4, c, h, w)` and of their anchors `(4, M, c, h, w)` drawn by `draw` (seeded),
+    and the anchors' summary the fusion concatenates: every map, or their maximum for `pooling`."""
+    generator = torch.Generator().manual_seed(7)
+    channels, height, width = model.anchor_feature_shape("eye")[1:]
+    current = draw(4, channels, height, width, generator=generator)
+    anchors = draw(4, len(ANCHORS), channels, height, width, generator=generator)
+    return current, anchors, anchors.amax(dim=1) if module == "pooling" else anchors.flatten(1, 2)
+
+
 def _assert_outputs_close(a: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...]) -> None:
     for left, right in zip(a, b, strict=True):
         torch.testing.assert_close(left, right, rtol=1e-5, atol=1e-5)
@@ -72,11 +84,7 @@ def test_concat_fusion_splits_its_conv_exactly_in_both_modes(module: str) -> Non
     unsplit ReLU(conv([current, summary of the anchors])), in training and in eval mode (the layout conv)."""
     model = _model(module)
     fusion = model.branches["eye"].calibrate
-    generator = torch.Generator().manual_seed(7)
-    channels, height, width = model.anchor_feature_shape("eye")[1:]
-    current = torch.randn(2, channels, height, width, generator=generator)
-    anchors = torch.randn(2, len(ANCHORS), channels, height, width, generator=generator)
-    summary = anchors.amax(dim=1) if module == "pooling" else anchors.flatten(1, 2)
+    current, anchors, summary = _fusion_inputs(model, module, torch.randn)
     with torch.no_grad():
         unsplit = torch.relu(fusion.fuse(torch.cat([current, summary], dim=1)))
         for mode in (False, True):
@@ -92,11 +100,7 @@ def test_linear_fusion_folds_exactly_into_the_tails_first_block(module: str, nam
     in training mode (batch statistics of the whole sum) and in eval mode (the norms' scale on the memory)."""
     model = random_calibrated(module, ANCHORS, 64, linear_fusion=True, name=name)
     fusion = model.branches["eye"].calibrate
-    generator = torch.Generator().manual_seed(7)
-    channels, height, width = model.anchor_feature_shape("eye")[1:]
-    current = torch.rand(4, channels, height, width, generator=generator)
-    anchors = torch.rand(4, len(ANCHORS), channels, height, width, generator=generator)
-    summary = anchors.amax(dim=1) if module == "pooling" else anchors.flatten(1, 2)
+    current, anchors, summary = _fusion_inputs(model, module, torch.rand)  # phi_exp maps are ReLU outputs, >= 0
     with torch.no_grad():
         for mode in (True, False):
             fusion.train(mode)
