@@ -86,7 +86,8 @@ def write_ablation_report(result: dict[str, Any], out: str | os.PathLike[str]) -
     rows = result["identities_curve"]
     counts = [r["identities"] for r in rows]
     series = {label: (counts, [r[label]["mesh_l2_mm"] for r in rows]) for label in ("calibrated", "uncalibrated")}
-    _plot(out / "identities_curve.png", "mesh L2 (mm) vs training identities", "training identities", series)
+    _plot(out / "identities_curve.png", "mesh L2 (mm) vs training identities", "training identities", series,
+          log_x=True)  # fmt: skip
     path = out / "report.md"
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text("\n".join(lines), encoding="utf-8")
@@ -107,12 +108,20 @@ def _table(rows: list[dict[str, Any]], overhead: bool = False) -> list[str]:
     return [*out, ""]
 
 
-def _plot(path: Path, title: str, xlabel: str, series: dict[str, tuple[list[int], list[float | None]]]) -> None:
+def _plot(
+    path: Path, title: str, xlabel: str, series: dict[str, tuple[list[int], list[float | None]]], log_x: bool = False
+) -> None:
+    """Mesh L2 against `xlabel`, one line per series; `log_x`: a base-2 x axis ticked at the series' x values (the
+    identity counts double)."""
     figure = _figure((640, 400))
     ax = figure.subplots()
     for label, (xs, ys) in series.items():
         points = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None]
         ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=label)
+    if log_x:
+        ax.set_xscale("log", base=2)
+        ticks = sorted({x for xs, _ in series.values() for x in xs})
+        ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("mesh L2 (mm)")
