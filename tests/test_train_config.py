@@ -35,7 +35,8 @@ def test_the_calibrated_lite_stages_are_the_default_recipe_on_the_calibrated_enc
     lite, finetune = PRESETS["calibrated-lite"], PRESETS["calibrated-lite-finetune"]
     assert lite.model == "calibrated_lite_192" and lite.input_size == (192, 192) and lite.calibration is not None
     assert lite.calibration.loss == "code" and lite.loss == PRESETS["default"].loss and lite.steps == 3000
-    assert lite.data.subjects_per_batch == 4 and finetune.calibration == lite.calibration
+    assert lite.data.subjects_per_batch == 4 and lite.data.cache_images and finetune.calibration == lite.calibration
+    assert lite.calibration.module == "late_fusion" and not lite.calibration.linear_fusion  # the shipped model's
     default_finetune = PRESETS["default-finetune"]
     assert (finetune.model, finetune.steps, finetune.optim, finetune.augment) == (
         lite.model, 500, default_finetune.optim, default_finetune.augment

@@ -261,11 +261,12 @@ _DEFAULT = TrainConfig(
 )
 #: The anchor-calibrated encoder at the runtime's resolution: the default preset's recipe on `calibrated_lite_192`
 #: (late fusion of the six enrollment anchors, the tracker's code loss + rig-mesh L1), in batches of 4 subjects x 8
-#: frames so that a step encodes 4 subjects' anchors, not 32.
+#: frames so that a step encodes 4 subjects' anchors, not 32, from images cached in memory (the same batches as
+#: read from disk, a quarter less time).
 _CALIBRATED_LITE = dataclasses.replace(
     _DEFAULT,
     model="calibrated_lite_192",
-    data=DataConfig(num_workers=2, subjects_per_batch=4),
+    data=DataConfig(num_workers=2, subjects_per_batch=4, cache_images=True),
     calibration=CalibrationConfig(loss="code"),
 )
 #: Presets that fine-tune a trained run: they need `init`.
