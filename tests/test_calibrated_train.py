@@ -26,6 +26,8 @@ from egoface.train.calibrated import (
     build_calibrated_model,
     train_calibrated,
 )
+from egoface.train.checkpoint import is_checkpoint
+from egoface.train.trainer import model_from_checkpoint
 from test_data_helpers import make_recording
 from toy_face import toy_face
 
@@ -58,12 +60,17 @@ def test_each_calibration_module_trains_two_steps_on_the_tiny_preset(
     assert model.config.anchors == (() if module == "none" else ("neutral", "jaw_open_max"))
 
 
-def test_linear_fusion_trains_and_its_model_file_keeps_it(store_root: Path, tmp_path: Path) -> None:
+def test_linear_fusion_trains_and_its_model_file_and_checkpoints_keep_it(store_root: Path, tmp_path: Path) -> None:
     config = apply_overrides(PRESETS["calibrated-tiny"], [*HELPER, "calibration.linear_fusion=true"])
     result = train_calibrated(config, store_root, tmp_path / "run", tensorboard=False)
     assert result.completed and np.isfinite(result.loss)
     model = load_model(tmp_path / "run")
     assert isinstance(model, CalibratedEncoder) and model.config.linear_fusion
+    last = tmp_path / "run" / "checkpoints" / "last.pt"  # the final step: the model file's weights
+    assert is_checkpoint(last) and not is_checkpoint(tmp_path / "run" / "model.pt")
+    rebuilt = model_from_checkpoint(last)
+    assert rebuilt.config == model.config and not rebuilt.training
+    assert all(torch.equal(rebuilt.state_dict()[key], value) for key, value in model.state_dict().items())
 
 
 def test_train_subjects_trains_on_the_first_subjects_only(store_root: Path) -> None:

@@ -39,6 +39,18 @@ def test_eval_writes_the_report_and_metrics_per_domain(store_and_run, tmp_path, 
     assert "Identities" in report and "`neutral`" in report
 
 
+def test_eval_scores_a_training_checkpoint_as_the_model_at_its_step(store_and_run, capsys) -> None:
+    data, run = store_and_run
+    scores = {}
+    for spec in (run, run / "checkpoints" / "last.pt"):  # the tiny preset's last checkpoint is its final step
+        argv = ["eval", "--model", str(spec), "--data", str(data), "--domains", "synthetic", "--split", "all",
+                "--photometric-frames", "1", "--compare", "--json", "--quiet"]  # fmt: skip
+        assert main(argv) == 0
+        scores[spec.name] = json.loads(capsys.readouterr().out)
+    assert scores["last.pt"]["model"] == "run/last"
+    assert scores["last.pt"]["synthetic"]["mesh_l2_mm"] == scores["run"]["synthetic"]["mesh_l2_mm"]
+
+
 def test_eval_refuses_data_without_labels(store_and_run, capsys) -> None:
     data, _ = store_and_run
     code = main(

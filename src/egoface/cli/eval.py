@@ -19,7 +19,8 @@ if TYPE_CHECKING:  # the library is imported when a command runs, not when the C
 
 def register(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("eval", help="evaluate a tracker with both papers' metrics on held-out identities")
-    evaluate.add_argument("--model", default="default", help="a run directory, `default` (shipped) or `neutral`")
+    model_help = "a run directory, a model file, a checkpoint (RUN/checkpoints/best.pt), `default` or `neutral`"
+    evaluate.add_argument("--model", default="default", help=model_help)
     evaluate.add_argument("--data", required=True, help="dataset directory (egoface generate --out DIR)")
     evaluate.add_argument("--split", default="test", help="subjects' split: test (default), val, train, a list, all")
     evaluate.add_argument("--domains", default="synthetic,real", help="comma-separated domains to score")
@@ -32,19 +33,27 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def load_predictor(spec: str, cameras: tuple[str, ...]) -> Predictor | LabelInputPredictor:
-    """A predictor from a model spec: a run directory (image model or baseline), `default`, or `neutral`."""
+    """A predictor from a model spec: a run directory (image model or baseline), a model file, a training checkpoint
+    (the model at that step), `default`, or `neutral`."""
     from egoface.eval.baselines import is_baseline_run
     from egoface.eval.baselines import load_predictor as load_baseline
     from egoface.eval.calibrated import CalibratedPredictor
     from egoface.eval.evaluate import ModelPredictor, NeutralPredictor
     from egoface.models import CalibratedEncoder, load_model, load_shipped_model
+    from egoface.train.checkpoint import is_checkpoint
+    from egoface.train.trainer import model_from_checkpoint
 
     if spec == "neutral":
         return NeutralPredictor(cameras)
     shipped = spec == "default"
     if not shipped and is_baseline_run(spec):
         return load_baseline(spec)
-    model, name = (load_shipped_model("default"), "default") if shipped else (load_model(spec), Path(spec).name)
+    if shipped:
+        model, name = load_shipped_model("default"), "default"
+    elif Path(spec).is_file() and is_checkpoint(spec):  # RUN/checkpoints/best.pt: the run's best validation step
+        model, name = model_from_checkpoint(spec), f"{Path(spec).parent.parent.name}/{Path(spec).stem}"
+    else:
+        model, name = load_model(spec), Path(spec).name
     if isinstance(model, CalibratedEncoder):  # enrolled from each test subject's anchor segments
         return CalibratedPredictor(model, name)
     return ModelPredictor(model, name)

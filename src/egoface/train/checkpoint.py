@@ -10,6 +10,7 @@ what `load_run` reads for evaluation and export.
 from __future__ import annotations
 
 import os
+import pickle
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from egoface.models.files import atomic_torch_save
 __all__ = [
     "Checkpoint",
     "capture_rng_state",
+    "is_checkpoint",
     "load_checkpoint",
     "restore_rng_state",
     "save_checkpoint",
@@ -54,6 +56,15 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     if missing:
         raise ValueError(f"{path} is not an egoface training checkpoint (lacks {missing})")
     return Checkpoint(**{key: data[key] for key in Checkpoint.__dataclass_fields__})
+
+
+def is_checkpoint(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is a file written by `save_checkpoint` (not a model file, not something else)."""
+    try:
+        data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):
+        return False
+    return isinstance(data, dict) and set(Checkpoint.__dataclass_fields__) <= set(data)
 
 
 def capture_rng_state() -> dict[str, Any]:

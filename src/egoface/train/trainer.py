@@ -60,6 +60,7 @@ __all__ = [
     "Trainer",
     "benchmark_training",
     "build_model",
+    "model_from_checkpoint",
     "train",
 ]
 
@@ -85,6 +86,18 @@ def build_model(config: TrainConfig) -> TrackerModel:
         raise ValueError(f"model {config.model!r} takes input of shape {model.input_shape}, not camera images "
                          "(B, C, 1, H, W); the supervised image trainer cannot train it")  # fmt: skip
     return _initialize(model, config)
+
+
+def model_from_checkpoint(path: str | os.PathLike[str]) -> TrackerModel:
+    """The model of a training checkpoint (`RUN/checkpoints/best.pt` or `last.pt`) in eval mode: its architecture
+    rebuilt from the checkpoint's config (image trackers and calibrated encoders), its weights at that step."""
+    from egoface.train.calibrated import build_calibrated_model
+
+    checkpoint = load_checkpoint(path)
+    config = replace(TrainConfig.from_dict(checkpoint.config), init=None)  # the weights come from the checkpoint
+    model = build_model(config) if config.calibration is None else build_calibrated_model(config)
+    model.load_state_dict(checkpoint.model)
+    return model.eval()
 
 
 def _initialize(model: TrackerModel, config: TrainConfig) -> TrackerModel:
