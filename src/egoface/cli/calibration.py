@@ -69,7 +69,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                              help="training-identity counts of the identity curve (those above the data's dropped; "
                                   "all of them always runs)")  # fmt: skip
     calibration.add_argument("--latency-frames", type=int, default=2000,
-                             help="frames per latency measurement (with and without anchors alternating)")
+                             help="frames per latency measurement (with and without anchors alternating)")  # fmt: skip
     calibration.add_argument("--workers", type=int, default=1,
                              help="experiments trained at once, each in its own process (give each a share of the "
                                   "cores: --set threads=1 with 2 workers on 2 cores)")  # fmt: skip
