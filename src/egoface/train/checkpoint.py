@@ -59,9 +59,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
 
 
 def is_checkpoint(path: str | os.PathLike[str]) -> bool:
-    """Whether `path` is a file written by `save_checkpoint` (not a model file, not something else)."""
+    """Whether `path` is a file written by `save_checkpoint` (not a model file, not something else). Memory-maps the
+    file's tensors instead of reading them: only its keys are looked at."""
     try:
-        data = torch.load(Path(path), map_location="cpu", weights_only=True)
+        data = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):
         return False
     return isinstance(data, dict) and set(Checkpoint.__dataclass_fields__) <= set(data)
