@@ -26,17 +26,21 @@ def test_eval_writes_the_report_and_metrics_per_domain(store_and_run, tmp_path, 
     data, run = store_and_run
     out = tmp_path / "report"
     code = main(["eval", "--model", str(run), "--data", str(data), "--split", "all", "--photometric-frames", "2",
-                 "--out", str(out), "--json", "--quiet"])  # fmt: skip
+                 "--out", str(out), "--attribution", "--json", "--quiet"])  # fmt: skip
     summary = json.loads(capsys.readouterr().out)
     assert code == 0 and summary["model"] == "run" and summary["split"] == "all"
     for domain in ("synthetic", "real"):
         assert set(METRIC_KEYS) <= summary[domain].keys()
         assert summary[domain]["subjects"] and summary[domain]["mesh_l2_mm"] >= 0.0
+        attribution = summary[domain]["attribution"]  # asked for: mesh L2 with each group set to the truth
+        assert attribution["none"] == pytest.approx(summary[domain]["mesh_l2_mm"])
+        assert all(value >= 0.0 for value in attribution.values()) and "jaw_open" in attribution
     assert summary["compared"]["neutral"]["synthetic"]["semantic_accuracy"] == 0.0
     written = {path.name for path in out.iterdir()}
     assert {"report.md", "metrics.json", "curves_synthetic.png", "error_map_real.png"} <= written
     report = (out / "report.md").read_text()
-    assert "Identities" in report and "`neutral`" in report
+    assert "Identities" in report and "`neutral`" in report and "Error attribution" in report
+    assert "attribution" not in summary["compared"]["neutral"]["synthetic"]  # only the main model's
 
 
 def test_eval_scores_a_training_checkpoint_as_the_model_at_its_step(store_and_run, capsys) -> None:

@@ -18,7 +18,13 @@ import pytest
 import torch
 
 from egoface.capture.recording import SubjectInfo
-from egoface.eval.breakdown import aggregate, per_expression_errors, per_segment_errors
+from egoface.eval.breakdown import (
+    ATTRIBUTION_GROUPS,
+    aggregate,
+    error_attribution,
+    per_expression_errors,
+    per_segment_errors,
+)
 from egoface.eval.metrics import (
     FaceTrack,
     frame_errors,
@@ -179,6 +185,21 @@ def test_per_segment_and_per_expression_breakdowns(toy_rig):
     assert per_expression_errors(pred.expression, true.expression, frames=slice(5, 10))["jawOpen"] == 1.0
     with pytest.raises(ValueError, match="outside"):
         per_segment_errors(frame_errors(pred, true, toy_rig), [{**rows[0], "stop_frame": 11}])
+
+
+def test_error_attribution_finds_the_group_that_causes_the_error(toy_rig):
+    true = track([{}] * 4, gaze=np.zeros((4, 2, 2)))
+    gaze = np.zeros((4, 2, 2))
+    gaze[:, :, 0] = 10.0  # both eyes 10 deg off: the toy rig has no eyeballs, so no millimetres
+    pred = track([{"jawOpen": 1.0}, {"jawOpen": 1.0}, {"mouthStretch_L": 1.0}, {}], gaze=gaze)
+    attribution = error_attribution(pred, true, toy_rig)
+    assert set(attribution) == {"none", *ATTRIBUTION_GROUPS}
+    assert attribution["none"] == pytest.approx((80 + 80 + 3) / 48 / 4, rel=1e-6)
+    assert attribution["jaw_open"] == pytest.approx(3 / 48 / 4, rel=1e-6)  # only the stretch is left
+    assert attribution["mouth"] == pytest.approx(160 / 48 / 4, rel=1e-6)  # only the jaw is left
+    for group in ("gaze", "brows", "eyelids", "cheeks_nose", "jaw_sideways_forward"):
+        assert attribution[group] == pytest.approx(attribution["none"], rel=1e-6)  # these were right (in mm)
+    assert error_attribution(true, true, toy_rig) == {group: 0.0 for group in attribution}
 
 
 def test_aggregation_is_recording_then_subject_then_dataset():

@@ -27,6 +27,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--compare", nargs="*", default=["neutral"], help="more models (runs, default, neutral)")
     evaluate.add_argument("--photometric-frames", type=int, default=6, help="frames per recording for photometric L1")
     evaluate.add_argument("--out", default=None, help="report directory (report.md, metrics.json, plots)")
+    attribution_help = "also score mesh L2 with each group of outputs set to the truth (where the error is)"
+    evaluate.add_argument("--attribution", action="store_true", help=attribution_help)
     evaluate.add_argument("--json", action="store_true", help="print metrics.json")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=_eval)
@@ -78,7 +80,8 @@ def _eval(args: argparse.Namespace) -> int:
             def advance(_subject: str, _recording: str, task: TaskID = task) -> None:
                 progress.advance(task)
 
-            evaluations.append(evaluate(predictor, args.data, args.split, domains, args.photometric_frames, advance))
+            evaluations.append(evaluate(predictor, args.data, args.split, domains, args.photometric_frames, advance,
+                                        attribution=args.attribution and spec == specs[0]))  # fmt: skip
     main, others = evaluations[0], evaluations[1:]
     if args.out:
         write_report(main, args.out, others)

@@ -1,5 +1,6 @@
-"""Where the errors are: per-expression coefficient errors, per-segment geometry errors, and the three-level
-aggregation of REFA Sec. 8.1 (recording -> subject -> dataset) used for every metric of a report."""
+"""Where the errors are: per-expression coefficient errors, per-segment geometry errors, the error attribution
+(mesh L2 with one group of outputs set to the truth), and the three-level aggregation of REFA Sec. 8.1
+(recording -> subject -> dataset) used for every metric of a report."""
 
 from __future__ import annotations
 
@@ -9,11 +10,30 @@ from typing import Any
 
 import numpy as np
 
-from egoface.eval.metrics import FrameErrors
+from egoface.eval.metrics import FaceTrack, FrameErrors, frame_errors
 from egoface.eval.refa_metrics import parse_segments
+from egoface.face.model import FaceRig
 from egoface.face.names import EXPRESSION_NAMES, NUM_EXPRESSIONS
 
-__all__ = ["Aggregate", "aggregate", "per_expression_errors", "per_segment_errors"]
+__all__ = ["ATTRIBUTION_GROUPS", "Aggregate", "aggregate", "error_attribution", "per_expression_errors",
+           "per_segment_errors"]  # fmt: skip
+
+
+def _starting(*prefixes: str) -> tuple[str, ...]:
+    return tuple(name for name in EXPRESSION_NAMES if name.startswith(prefixes))
+
+
+#: The output groups of `error_attribution`: expression names, or () for the gaze of both eyes (which also drives
+#: the `eyeLook*` shapes).
+ATTRIBUTION_GROUPS: dict[str, tuple[str, ...]] = {
+    "gaze": (),
+    "brows": _starting("brow"),
+    "eyelids": _starting("eyeBlink", "eyeSquint", "eyeWide"),
+    "cheeks_nose": _starting("cheek", "nose"),
+    "jaw_open": ("jawOpen",),
+    "jaw_sideways_forward": ("jawLeft", "jawRight", "jawForward"),
+    "mouth": _starting("mouth"),
+}
 
 
 def per_expression_errors(
@@ -39,6 +59,23 @@ def per_segment_errors(errors: FrameErrors, segments: Sequence[Mapping[str, Any]
     for segment in parse_segments(segments, len(errors)):
         if len(segment.frames):
             out[segment.name] = errors.mean(slice(segment.frames.start, segment.frames.stop))
+    return out
+
+
+def error_attribution(prediction: FaceTrack, truth: FaceTrack, rig: FaceRig) -> dict[str, float]:
+    """How much of the mesh L2 each group of outputs causes: `mesh_l2_mm` of the prediction with one group of
+    `ATTRIBUTION_GROUPS` replaced by the truth, per group (mm, mean over frames), plus `none` (the prediction as it
+    is). A group whose replacement lowers the error most is where the error is; the groups interact, so the drops
+    need not add up."""
+    out = {"none": frame_errors(prediction, truth, rig).mean()["mesh_l2_mm"]}
+    for group, names in ATTRIBUTION_GROUPS.items():
+        expression, gaze = prediction.expression.copy(), prediction.gaze
+        if names:
+            columns = [EXPRESSION_NAMES.index(name) for name in names]
+            expression[:, columns] = truth.expression[:, columns]
+        else:
+            gaze = truth.gaze
+        out[group] = frame_errors(FaceTrack(expression, gaze), truth, rig).mean()["mesh_l2_mm"]
     return out
 
 

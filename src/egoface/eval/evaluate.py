@@ -3,7 +3,8 @@
 For every recording of the chosen split and domains: the predictor runs on every frame; true labels come from the
 training tree (synthetic) or the evaluation-only reader (real); the Universal metrics (mesh, lower face, mouth shape,
 gaze, photometric) and REFA's (semantic accuracy, neutralness, smoothness, eye and mouth closure) are computed, then
-aggregated recording -> subject -> dataset per domain, with per-expression and per-segment breakdowns. Per-frame
+aggregated recording -> subject -> dataset per domain, with per-expression and per-segment breakdowns and, when
+asked, the error attribution (`egoface.eval.breakdown.error_attribution`, aggregated the same way). Per-frame
 latency is the predictor's wall time on single frames (batch 1), median and 99th percentile.
 
 Predictors whose input is not images (the keypoint and ground-truth-mesh baselines, `egoface.eval.baselines`)
@@ -23,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from egoface.data import SPLITS, DatasetStore, HeadsetDataset, OracleReader, RecordingData, SubjectInfo, collate
-from egoface.eval.breakdown import aggregate, per_expression_errors, per_segment_errors
+from egoface.eval.breakdown import aggregate, error_attribution, per_expression_errors, per_segment_errors
 from egoface.eval.metrics import FaceTrack, frame_errors, photometric_l1
 from egoface.eval.refa_metrics import refa_metrics
 from egoface.eval.subjects import subject_rig
@@ -138,7 +139,8 @@ class NeutralPredictor:
 
 @dataclass
 class RecordingEvaluation:
-    """One recording: its metrics, breakdowns, and the prediction and truth tracks (for plots)."""
+    """One recording: its metrics, breakdowns, and the prediction and truth tracks (for plots). attribution:
+    `error_attribution` (group -> mesh L2 mm), when the evaluation asked for it."""
 
     domain: str
     subject: str
@@ -150,18 +152,21 @@ class RecordingEvaluation:
     metrics: dict[str, float]
     per_expression: dict[str, float]
     per_segment: dict[str, dict[str, float]]
+    attribution: dict[str, float] | None = None
 
 
 @dataclass
 class DomainEvaluation:
     """One domain: `dataset` metrics (mean over subjects of the mean over their recordings), per subject, per
-    expression (mean over recordings), and the recordings."""
+    expression (mean over recordings), the recordings, and the error attribution aggregated as the metrics (None
+    unless asked for)."""
 
     domain: str
     dataset: dict[str, float]
     per_subject: dict[str, dict[str, float]]
     per_expression: dict[str, float]
     recordings: list[RecordingEvaluation] = field(default_factory=list)
+    attribution: dict[str, float] | None = None
 
 
 @dataclass
@@ -176,13 +181,16 @@ class Evaluation:
     latency_ms_p99: float
 
     def to_json(self) -> dict[str, Any]:
-        """`metrics.json`: per domain the `METRIC_KEYS` (NaN -> null), its subjects, and the latency."""
+        """`metrics.json`: per domain the `METRIC_KEYS` (NaN -> null), its subjects, the latency, and the error
+        attribution (`attribution`: group -> mesh L2 mm) when it was computed."""
         out: dict[str, Any] = {"model": self.model, "data": self.root, "split": self.split}
         for name, domain in self.domains.items():
             entry: dict[str, Any] = {key: _finite_or_none(domain.dataset.get(key)) for key in METRIC_KEYS}
             entry["latency_ms_p50"] = self.latency_ms_p50
             entry["subjects"] = sorted(domain.per_subject)
             entry["recordings"] = len(domain.recordings)
+            if domain.attribution is not None:
+                entry["attribution"] = domain.attribution
             out[name] = entry
         out["latency_ms_p50"], out["latency_ms_p99"] = self.latency_ms_p50, self.latency_ms_p99
         return out
@@ -195,9 +203,10 @@ def evaluate(
     domains: Sequence[str] = ("synthetic", "real"),
     photometric_frames: int = 6,
     on_recording: Callable[[str, str], None] | None = None,
+    attribution: bool = False,
 ) -> Evaluation:
     """Evaluate `predictor` on every recording of `domains` in the store at `root` whose subject is in `split`
-    (one split, a comma-separated list such as `val,test`, or `all`)."""
+    (one split, a comma-separated list such as `val,test`, or `all`); `attribution` adds `error_attribution`."""
     splits = SPLITS if split == "all" else tuple(part.strip() for part in split.split(","))
     unknown = [part for part in splits if part not in SPLITS]
     if unknown:
@@ -214,7 +223,7 @@ def evaluate(
         for ref in refs:
             evaluation = _evaluate_recording(
                 predictor, store, truth, root, domain, ref.subject, ref.recording, ref.frames, photometric_frames,
-                latencies,
+                latencies, attribution,
             )  # fmt: skip
             evaluations.append(evaluation)
             if on_recording is not None:
@@ -224,7 +233,12 @@ def evaluate(
             name: float(np.mean([e.per_expression[name] for e in evaluations]))
             for name in evaluations[0].per_expression
         }
-        results[domain] = DomainEvaluation(domain, summary.dataset, summary.per_subject, per_expression, evaluations)
+        attributed = None
+        if attribution:
+            attributed = aggregate([(e.subject, e.attribution or {}) for e in evaluations]).dataset
+        results[domain] = DomainEvaluation(
+            domain, summary.dataset, summary.per_subject, per_expression, evaluations, attributed
+        )
     if not results:
         raise ValueError(f"no {split} recordings of the domains {list(domains)} in {root}")
     return Evaluation(
@@ -248,6 +262,7 @@ def _evaluate_recording(
     num_frames: int,
     photometric_frames: int,
     latencies: list[float],
+    attribution: bool,
 ) -> RecordingEvaluation:
     info = store.subject_info(subject)
     head = store.read_recording(subject, recording, frames=slice(0, 1))  # attributes and segments, one frame
@@ -279,6 +294,7 @@ def _evaluate_recording(
         metrics=metrics,
         per_expression=per_expression_errors(expression, true_expression),
         per_segment=per_segment_errors(errors, segments),
+        attribution=error_attribution(prediction, truth_track, rig) if attribution else None,
     )
 
 

@@ -94,9 +94,19 @@ def _markdown(evaluation: Evaluation, others: Sequence[Evaluation], plots: dict[
             for segment, values in segments.items():
                 cells = [_cell(values.get(key)) for key in ("mesh_l2_mm", "mouth_shape_l2_mm", "gaze_error_deg")]
                 lines.append(f"| {segment} | " + " | ".join(cells) + " |")
+        if domain.attribution is not None:
+            lines += ["", _attribution_text(domain.attribution)]
         lines += [""] + [f"![{file}]({file})" for file in plots.get(name, [])]
     lines += ["", "Metric definitions: `docs/metrics.md`.", ""]
     return "\n".join(lines)
+
+
+def _attribution_text(attribution: dict[str, float]) -> str:
+    """The error attribution as a sentence: mesh L2 as predicted, then with each group set to the truth, the
+    largest drop first."""
+    groups = sorted((item for item in attribution.items() if item[0] != "none"), key=lambda item: item[1])
+    return (f"Error attribution: mesh L2 {attribution['none']:.3f} mm as predicted; with one group of outputs set to "
+            "the truth: " + ", ".join(f"{group} {value:.3f}" for group, value in groups) + " mm.")  # fmt: skip
 
 
 def _cell(value: float | None) -> str:
