@@ -37,10 +37,12 @@ def test_the_calibrated_lite_stages_are_the_default_recipe_on_the_calibrated_enc
     assert lite.calibration.loss == "code" and lite.loss == PRESETS["default"].loss and lite.steps == 3000
     assert lite.data.subjects_per_batch == 4 and lite.data.cache_images and finetune.calibration == lite.calibration
     assert lite.calibration.module == "late_fusion" and not lite.calibration.linear_fusion  # the shipped model's
+    # no rotation or scaling (they hid the sideways jaw), the rest of the augmentations as the default preset's
+    assert lite.augment == AugmentConfig(max_rotation_deg=0.0, max_scale=1.0)
     default_finetune = PRESETS["default-finetune"]
-    assert (finetune.model, finetune.steps, finetune.optim, finetune.augment) == (
-        lite.model, 500, default_finetune.optim, default_finetune.augment
-    )  # fmt: skip
+    assert (finetune.model, finetune.steps, finetune.optim) == (lite.model, 500, default_finetune.optim)
+    assert finetune.augment is not None and default_finetune.augment is not None
+    assert finetune.augment == dataclasses.replace(default_finetune.augment, max_rotation_deg=0.0, max_scale=1.0)
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
