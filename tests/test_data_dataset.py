@@ -174,6 +174,21 @@ def test_rotation_on_a_non_square_image_keeps_distances() -> None:
     assert got == pytest.approx((40.0, 35.0), abs=0.3)
 
 
+def test_the_identity_warp_skips_resampling_and_matches_it() -> None:
+    """Angle 0 and scale 1 everywhere: the images come back as they are (no grid_sample), which is what
+    resampling at the pixel centres gives up to rounding; one view turned is resampled."""
+    images = torch.rand(3, 1, 24, 32, generator=torch.Generator().manual_seed(0))
+    identity = affine_warp(images, torch.zeros(3), torch.ones(3))
+    assert identity is images
+    resampled = torch.nn.functional.grid_sample(
+        images, torch.nn.functional.affine_grid(torch.eye(2, 3).expand(3, 2, 3), [3, 1, 24, 32], align_corners=False),
+        align_corners=False,
+    )  # fmt: skip
+    assert torch.allclose(identity, resampled, atol=1e-6)
+    one_turned = affine_warp(images, torch.tensor([0.0, 10.0, 0.0]), torch.ones(3))
+    assert not torch.allclose(one_turned[1], images[1], atol=1e-3)
+
+
 def test_random_parameters_stay_within_the_papers_bounds() -> None:
     angle, scale = sample_affine(5000, AugmentConfig(), torch.Generator().manual_seed(0))
     assert float(angle.abs().max()) <= 15.0 and float(angle.abs().max()) > 14.5

@@ -73,15 +73,24 @@ def test_two_step_run_per_preset_writes_every_run_file(preset: str, store_root: 
     assert torch.isfinite(output.expression).all() and output.expression.shape == (1, 53)
 
 
-def test_loss_falls_when_overfitting_eight_samples(store_root: Path) -> None:
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_loss_falls_when_overfitting_eight_samples(precision: str, store_root: Path) -> None:
+    """Also under bfloat16 autocast: its convolutions then compute in bfloat16, its weights stay float32."""
     config = apply_overrides(
-        PRESETS["tiny"], ["input_size=32,32", "batch_size=8", "cutmix=false", "augment=none", "optim.schedule=constant"]
-    )
+        PRESETS["tiny"],
+        ["input_size=32,32", "batch_size=8", "cutmix=false", "augment=none", "optim.schedule=constant",
+         f"precision={precision}"],
+    )  # fmt: skip
     dataset = HeadsetDataset(store_root, resolution=(32, 32))
     batch = collate([dataset[i] for i in range(0, 80, 10)])  # 8 samples from both training subjects
     trainer = Trainer(config, build_model(config))
+    conv_dtypes: list[torch.dtype] = []
+    first_conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
+    first_conv.register_forward_hook(lambda module, inputs, output: conv_dtypes.append(output.dtype))
     losses = [float(trainer.train_step(batch).total) for _ in range(80)]
     assert losses[-1] < 0.5 * losses[0], f"loss went from {losses[0]:.3f} to {losses[-1]:.3f}"
+    assert set(conv_dtypes) == {getattr(torch, precision)}
+    assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}
 
 
 def test_an_interrupted_run_resumes_to_bit_identical_weights(store_root: Path, tmp_path: Path) -> None:

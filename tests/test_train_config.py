@@ -96,6 +96,7 @@ def test_overrides_replace_nested_fields_and_leave_the_preset_alone() -> None:
         ("steps", "must look like key=value"),
         ("augment=none", "cutmix=true needs augment"),
         ("threads=-1", "threads must be >= 0"),
+        ("precision=float16", "precision must be one of ('float32', 'bfloat16')"),
     ],
 )
 def test_bad_overrides_fail_with_a_message_naming_the_key(override: str, expected: str) -> None:

@@ -79,7 +79,10 @@ def sample_affine(count: int, config: AugmentConfig, generator: torch.Generator)
 
 
 def affine_warp(images: torch.Tensor, angle_deg: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Turn and scale `images: (B, 1, H, W)` about their centres (`angle_deg`, `scale`: (B,)); zeros outside."""
+    """Turn and scale `images: (B, 1, H, W)` about their centres (`angle_deg`, `scale`: (B,)); zeros outside.
+    Returns `images` itself when every angle is 0 and every scale 1."""
+    if not bool(angle_deg.any()) and bool((scale == 1).all()):
+        return images
     _, _, height, width = images.shape
     a = torch.deg2rad(angle_deg.to(images.dtype))
     cos, sin = torch.cos(a) / scale, torch.sin(a) / scale

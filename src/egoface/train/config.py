@@ -26,6 +26,7 @@ from egoface.models.calibrated import CALIBRATION_MODULES, DEFAULT_ANCHORS, FUSI
 
 __all__ = [
     "FINETUNE_PRESETS",
+    "PRECISIONS",
     "PRESETS",
     "CalibrationConfig",
     "DataConfig",
@@ -177,6 +178,10 @@ class CalibrationConfig:
                              f"photometric_samples >= 1 and train_subjects >= 0; got {self}")  # fmt: skip
 
 
+#: `TrainConfig.precision` values: the dtype of the training forward pass (see `egoface.train.trainer.autocast`).
+PRECISIONS = ("float32", "bfloat16")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One supervised training run.
@@ -193,7 +198,10 @@ class TrainConfig:
     thread for the model and `data.num_workers` loader processes use a 2-core machine best, and on cores shared
     with other jobs, 2-thread kernels run up to 5x slower than 1-thread ones; bit-identical resumes need the same
     thread count, so it is part of the config. calibration: set for the anchor-calibrated encoder (whose `model`
-    is a registered `calibrated_*` model), None for every other tracker.
+    is a registered `calibrated_*` model), None for every other tracker. precision: `float32`, or `bfloat16` for
+    the training steps' forward passes under CPU autocast (convolutions and matrix products in bfloat16, losses,
+    weights and optimizer in float32; validation stays float32): 1.9x faster steps on a CPU with AVX512-BF16 or AMX
+    (the 192x192 calibrated encoder here), slower on one without.
     """
 
     model: str = "refa_tiny"
@@ -212,6 +220,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     threads: int = 1
     calibration: CalibrationConfig | None = None
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         if len(self.input_size) != 2 or min(self.input_size) < 16:
@@ -230,6 +239,8 @@ class TrainConfig:
                              f"({self.data.subjects_per_batch})")  # fmt: skip
         if self.cutmix and (self.augment is None or self.augment.cutmix_patches < 1):
             raise ValueError("cutmix=true needs augment with augment.cutmix_patches >= 1; set cutmix=false")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only."""

@@ -58,6 +58,7 @@ __all__ = [
     "Progress",
     "TrainResult",
     "Trainer",
+    "autocast",
     "benchmark_training",
     "build_model",
     "model_from_checkpoint",
@@ -113,6 +114,13 @@ def _initialize(model: TrackerModel, config: TrainConfig) -> TrackerModel:
     return model
 
 
+def autocast(precision: str) -> contextlib.AbstractContextManager[Any]:
+    """The forward pass's dtype context for `TrainConfig.precision`: CPU autocast to bfloat16, or nothing."""
+    if precision == "bfloat16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 class Trainer:
     """The model, its optimizer (AdamW), learning-rate schedule and losses; `train_step` is one optimizer step."""
 
@@ -156,8 +164,9 @@ class Trainer:
             images = augment_views(images.flatten(0, 1), augment, generator)[0].unflatten(0, images.shape[:2])
         if augment is not None and self.config.cutmix:
             images = cutmix(images, augment, generator)[0]
-        output = self._forward(images, batch)  # TrackerOutput, (B, 45) / (B, 2, 2)
-        losses = self._supervised(output, batch)
+        with autocast(self.config.precision):
+            output = self._forward(images, batch)  # TrackerOutput, (B, 45) / (B, 2, 2)
+        losses = self._supervised(TrackerOutput(*(t.float() for t in output)), batch)
         self.optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
         if self.config.optim.grad_clip > 0:
