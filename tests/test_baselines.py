@@ -1,37 +1,61 @@
-"""The non-image baselines (FLNet-style keypoints, ground-truth-mesh upper bound): their inputs are exact on
-constructed cases, each trains into a run that `load_predictor` rebuilds, the mesh baseline overfits its training
-frames, and `evaluate` runs them on the synthetic and the real domain (real inputs and truth from the evaluation-only
-labels), while image predictors go through the unchanged image path."""
+"""The non-image baselines (FLNet-style perfect and detected keypoints, ground-truth-mesh upper bound): their inputs
+are exact on constructed cases, the keypoint detector has the right shapes and gradients and overfits a few frames,
+detected inputs are built from images alone, each baseline trains into a run that `load_predictor` rebuilds (a
+resumed detected-keypoint run keeps its detector), the mesh baseline overfits its training frames, and `evaluate`
+runs them on the synthetic and the real domain (real truth from the evaluation-only labels), while image predictors
+go through the unchanged image path."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from egoface.data import DatasetStore, OracleReader, RecordingData
-from egoface.eval.baselines import KeypointPredictor, MeshPredictor, is_baseline_run, load_predictor
+import egoface.train.baselines as baselines
+from egoface.data import DatasetStore, HeadsetDataset, OracleReader, RecordingData, collate
+from egoface.eval.baselines import (
+    DetectedKeypointPredictor,
+    KeypointPredictor,
+    MeshPredictor,
+    is_baseline_run,
+    load_predictor,
+)
 from egoface.eval.evaluate import EvaluationTruth, NeutralPredictor, evaluate
 from egoface.eval.metrics import FaceTrack, frame_errors
 from egoface.eval.subjects import subject_face_model, subject_rig
 from egoface.face import Appearance
+from egoface.models import (
+    KeypointDetector,
+    KeypointDetectorConfig,
+    get_backbone_config,
+    load_detector,
+    save_detector,
+)
 from egoface.train import PRESETS, TrainConfig, apply_overrides, read_metrics
 from egoface.train.baselines import (
     BASELINE_FILE,
+    BASELINE_MODELS,
+    DETECTOR_FILE,
     BaselineSpec,
+    DetectorTraining,
     FeatureBuilder,
+    detector_losses,
     mesh_features,
     mesh_vertex_ids,
     neutral_frame,
     train_baseline,
+    train_detector,
 )
-from test_data_helpers import make_recording
+from test_data_helpers import CAMERAS, make_recording
 
 IDIOSYNCRASIES = {"amplitude": [1.1] * 53, "asymmetry": [0.05] * 53, "perturbation": 0.2, "seed": 3}
+#: A detector stage of a few steps on tiny images (with the default augmentations).
+TINY_DETECTOR = DetectorTraining(backbone="resnet_nano", input_size=(32, 32), steps=3, batch_size=4)
 
 
 def _recording(subject: str, split: str, seed: int, domain: str = "synthetic", frames: int = 40) -> RecordingData:
@@ -70,11 +94,12 @@ def _config(model: str, *overrides: str) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def runs(store_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A two-step run of each baseline."""
+    """A two-step run of each baseline (`flnet_detected` after a 3-step detector stage)."""
     out = {}
-    for model in ("flnet", "gt_mesh"):
+    for model in BASELINE_MODELS:
         out[model] = tmp_path_factory.mktemp(model) / "run"
-        result = train_baseline(_config(model, "steps=2", "val_every=2"), store_root, out[model], tensorboard=False)
+        config = _config(model, "steps=2", "val_every=2")
+        result = train_baseline(config, store_root, out[model], tensorboard=False, detector=TINY_DETECTOR)
         assert result.completed and result.step == 2 and np.isfinite(result.loss)
     return out
 
@@ -118,20 +143,101 @@ def test_mesh_inputs_see_landmarks_and_pupils_and_vanish_at_neutral(store_root: 
     assert torch.equal(inputs[:, 0, :, 1], inputs[:, 1, :, 1])  # both views see y
 
 
-@pytest.mark.parametrize(("model", "kind"), [("flnet", KeypointPredictor), ("gt_mesh", MeshPredictor)])
+@pytest.mark.parametrize(
+    ("model", "kind"),
+    [("flnet", KeypointPredictor), ("flnet_detected", DetectedKeypointPredictor), ("gt_mesh", MeshPredictor)],
+)
 def test_each_baseline_writes_a_run_that_load_predictor_rebuilds(
     model: str, kind: type, runs: dict[str, Path], store_root: Path
 ) -> None:
     run = runs[model]
     assert is_baseline_run(run) and TrainConfig.from_json((run / "config.json").read_text()).model == model
+    assert (run / "model.pt").is_file() and (run / DETECTOR_FILE).is_file() == (model == "flnet_detected")
     spec = json.loads((run / BASELINE_FILE).read_text())
-    assert spec["input"] == ("keypoints" if model == "flnet" else "mesh")
+    assert spec["input"] == BASELINE_MODELS[model]
     assert [line["step"] for line in read_metrics(run / "metrics.jsonl") if line["kind"] == "val"] == [2]
     predictor = load_predictor(run)
     assert isinstance(predictor, kind) and predictor.needs == spec["input"]
-    expression, gaze = predictor.predict_frames(EvaluationTruth(str(store_root)), "t000", "script", np.arange(32))
-    assert expression.shape == (32, 53) and gaze.shape == (32, 2, 2)
-    assert expression.min() >= 0 and expression.max() <= 1 and np.abs(gaze).max() < 50.0
+    assert predictor.name == {"flnet": "flnet (perfect keypoints)", "flnet_detected": "flnet (detected keypoints)",
+                              "gt_mesh": "gt mesh (upper bound)"}[model]  # fmt: skip
+    for subject in ("t000", "r000"):  # synthetic and real
+        expression, gaze = predictor.predict_frames(EvaluationTruth(str(store_root)), subject, "script", np.arange(32))
+        assert expression.shape == (32, 53) and gaze.shape == (32, 2, 2)
+        assert np.isfinite(expression).all() and np.isfinite(gaze).all()
+        assert expression.min() >= 0 and expression.max() <= 1 and np.abs(gaze).max() < 50.0
+
+
+def test_keypoint_detector_shapes_gradients_and_file(tmp_path: Path) -> None:
+    """Points (B, C, L, 2) px start near the image centre; every parameter gets a gradient; the file round-trips."""
+    config = KeypointDetectorConfig(get_backbone_config("resnet_nano"), ("eye_left", "mouth_right"), 5, (32, 48))
+    assert KeypointDetectorConfig.from_json(config.to_json()) == config
+    torch.manual_seed(0)
+    detector = KeypointDetector(config)
+    images = config.normalize(torch.rand(3, 2, 1, 32, 48))
+    out = detector(images)
+    assert out.points.shape == (3, 2, 5, 2) and out.visibility_logits.shape == (3, 2, 5)
+    assert torch.isfinite(out.points).all() and torch.isfinite(out.visibility_logits).all()
+    assert (out.points - torch.tensor([23.5, 15.5])).abs().max() < 2.0  # ((W - 1) / 2, (H - 1) / 2) px
+    weights = torch.randn(3, 2, 5, 3)
+    ((out.points * weights[..., :2]).sum() + (out.visibility_logits * weights[..., 2]).sum()).backward()
+    without = [name for name, p in detector.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not without
+    with pytest.raises(ValueError, match=r"expects images \(B, 2, 1, 32, 48\)"):
+        detector(images[:, :1])
+    save_detector(detector, tmp_path / "detector.pt", steps=1)
+    loaded = load_detector(tmp_path / "detector.pt")
+    assert loaded.config == config and not loaded.training
+    torch.testing.assert_close(loaded(images).points, detector.eval()(images).points)
+
+
+def test_the_detector_overfits_a_few_frames(tmp_path: Path) -> None:
+    """On 8 frames it is trained on, the detector's keypoint L1 ends below half the untrained detector's."""
+    data = make_recording("s000", frames=8, seed=5)
+    assert data.segments is not None
+    DatasetStore(tmp_path).write_recording(dataclasses.replace(data, segments=[dict(data.segments[0], stop_frame=8)]))
+    config, size = _config("flnet_detected"), (32, 32)
+    training = DetectorTraining(backbone="resnet_nano", input_size=size, steps=60, batch_size=8, augment=None)
+    trained = train_detector(config, tmp_path, CAMERAS, training)
+    torch.manual_seed(config.seed)  # as train_detector starts
+    untrained = KeypointDetector(trained.config).eval()
+    frames = HeadsetDataset(tmp_path, cameras=CAMERAS, resolution=size, flip_left=False)
+    batch = collate([frames[i] for i in range(len(frames))])
+    assert batch.keypoints is not None and batch.keypoint_visibility is not None
+    with torch.no_grad():
+        before = float(detector_losses(untrained, batch.images, batch.keypoints, batch.keypoint_visibility)[0])
+        after = float(detector_losses(trained, batch.images, batch.keypoints, batch.keypoint_visibility)[0])
+    assert after < 0.5 * before, (before, after)
+
+
+def test_detected_inputs_come_from_the_images_alone(runs: dict[str, Path], store_root: Path) -> None:
+    """No labels needed: displacements vanish at the neutral frame and where the detector sees no landmark."""
+    store = DatasetStore(store_root)
+    spec = BaselineSpec.from_json((runs["flnet_detected"] / BASELINE_FILE).read_text())
+    detector = load_detector(runs["flnet_detected"] / DETECTOR_FILE)
+    builder = FeatureBuilder(spec, store.read_recording, lambda s: neutral_frame(store, s), detector)
+    data = dataclasses.replace(store.read_recording("s000", "script"), labels=None)
+    inputs = builder(data)  # (N, C, L, 2) px at the run's input size
+    assert inputs.shape == (40, 4, 5, 2) and torch.isfinite(inputs).all()
+    assert inputs[5].abs().max() < 1e-3
+    torch.testing.assert_close(builder(data, np.array([7, 2])), inputs[[7, 2]], atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match="needs keypoint detector"):
+        FeatureBuilder(spec, store.read_recording, lambda s: neutral_frame(store, s))
+
+
+def test_a_resumed_detected_run_keeps_its_detector(
+    runs: dict[str, Path], store_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(runs["flnet_detected"], run)
+    saved = (run / DETECTOR_FILE).read_bytes()
+
+    def retrain(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the detector was trained again")
+
+    monkeypatch.setattr(baselines, "train_detector", retrain)
+    config = _config("flnet_detected", "steps=2", "val_every=2")
+    result = train_baseline(config, store_root, run, tensorboard=False, detector=TINY_DETECTOR)
+    assert result.completed and result.step == 2 and (run / DETECTOR_FILE).read_bytes() == saved
 
 
 def test_load_predictor_refuses_an_image_run(tmp_path: Path) -> None:
@@ -145,8 +251,8 @@ def test_training_refuses_data_without_labels(store_root: Path, tmp_path: Path) 
         train_baseline(_config("gt_mesh", "data.domains=real"), store_root, tmp_path / "run")
 
 
-def test_evaluate_runs_both_baselines_on_both_domains_with_the_oracle(runs: dict[str, Path], store_root: Path) -> None:
-    for model in ("flnet", "gt_mesh"):
+def test_evaluate_runs_the_baselines_on_both_domains_with_the_oracle(runs: dict[str, Path], store_root: Path) -> None:
+    for model in BASELINE_MODELS:
         evaluation = evaluate(load_predictor(runs[model]), str(store_root), split="test", photometric_frames=1)
         assert set(evaluation.domains) == {"synthetic", "real"} and evaluation.latency_ms_p50 > 0
         real = evaluation.domains["real"].recordings[0]

@@ -5,6 +5,7 @@ round-trip through checkpoints; the evaluation predictor enrolls each subject fr
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -204,3 +205,22 @@ def test_init_starts_from_a_model_file_of_the_same_architecture(tmp_path: Path) 
     pooling = apply_overrides(config, ["calibration.module=pooling", f"init={tmp_path}"])
     with pytest.raises(ValueError, match="different architecture"):
         build_calibrated_model(pooling)
+
+
+def test_bench_train_times_a_calibrated_preset_against_the_other_precision(store_root: Path, capsys) -> None:
+    """`egoface bench train` on a calibrated preset needs --data (anchors of real subjects) and, with
+    --compare-precision, times the config in bfloat16 and float32 in the same run."""
+    from egoface.cli.main import main
+
+    argv = ["bench", "train", "--preset", "calibrated-tiny", "--windows", "2", "--window-steps", "1",
+            "--warmup-steps", "1", "--json", "--set", "precision=bfloat16"]  # fmt: skip
+    for item in HELPER:
+        argv += ["--set", item]
+    assert main(argv) == 2 and "--data DIR" in capsys.readouterr().err.replace("\n", "")
+    assert main([*argv, "--data", str(store_root), "--compare-precision"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["precision"] == "bfloat16" and result["reference"]["precision"] == "float32"
+    assert result["samples_per_second"] > 0 and len(result["reference"]["windows"]) == 2
+    speedup = result["samples_per_second"] / result["reference"]["samples_per_second"]
+    assert result["speedup_vs_reference"] == pytest.approx(speedup)
+    assert result["source"] == f"dataset {store_root}" and result["preset"] == "calibrated-tiny"

@@ -1,14 +1,16 @@
 """`egoface train` and `egoface bench train`.
 
-`egoface train --model flnet|gt_mesh` trains the non-image baselines (`egoface.train.baselines`) with the same
-preset (optimizer, schedule, losses, steps); their run directories also hold `baseline.json`.
+`egoface train --model flnet|flnet_detected|gt_mesh` trains the non-image baselines (`egoface.train.baselines`) with
+the same preset (optimizer, schedule, losses, steps); their run directories also hold `baseline.json`, and
+`flnet_detected`'s its keypoint detector, trained first (`detector.pt`).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -34,7 +36,9 @@ def _add_config_arguments(parser: argparse.ArgumentParser, default_preset: str |
         help="named training config (egoface.train.PRESETS)",
     )
     parser.add_argument(
-        "--model", help="registered model name (replaces the preset's); flnet and gt_mesh train the non-image baselines"
+        "--model",
+        help="registered model name (replaces the preset's); flnet (perfect keypoints), flnet_detected (keypoints of "
+        "a detector it trains first) and gt_mesh train the non-image baselines",
     )
     parser.add_argument("--steps", type=int, help="optimizer steps (replaces the preset's)")
     parser.add_argument(
@@ -65,6 +69,8 @@ def register_bench(bench: argparse._SubParsersAction) -> None:
     parser.add_argument("--windows", type=int, default=5, help="timed windows; the median is reported")
     parser.add_argument("--window-steps", type=int, default=5, help="optimizer steps per window")
     parser.add_argument("--warmup-steps", type=int, default=3, help="untimed steps first")
+    parser.add_argument("--compare-precision", action="store_true",
+                        help="also time the other precision (float32 / bfloat16) as the reference")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(run=_bench)
 
@@ -83,7 +89,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
 def _train(args: argparse.Namespace) -> int:
     from egoface.models import list_models
     from egoface.train import train
-    from egoface.train.baselines import BASELINE_MODELS, train_baseline  # also registers gt_mesh
+    from egoface.train.baselines import BASELINE_MODELS, train_baseline  # also registers gt_mesh, flnet_detected
     from egoface.train.calibrated import train_calibrated
     from egoface.train.config import FINETUNE_PRESETS
 
@@ -99,8 +105,8 @@ def _train(args: argparse.Namespace) -> int:
         task = bar.add_task("training", total=config.steps)
         trainer = train_calibrated if config.calibration is not None else train
         result = (train_baseline if config.model in BASELINE_MODELS else trainer)(
-            config, args.data, args.out, progress=lambda done, _total, message: bar.update(task, completed=done,
-                                                                                         description=message)
+            config, args.data, args.out,
+            progress=lambda done, total, message: bar.update(task, completed=done, total=total, description=message),
         )  # fmt: skip
     summary = {
         "run_dir": str(result.run_dir),
@@ -122,25 +128,47 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from egoface.train import benchmark_training
+    from egoface.train.config import PRECISIONS
 
     config = _config(args)
+    if config.calibration is not None and args.data is None:
+        raise ValueError(f"the {args.preset} preset trains on anchors of real subjects: pass --data DIR (a store "
+                         "whose subjects have the anchor segments)")  # fmt: skip
+    result = _bench_one(config, args)
+    if args.compare_precision:
+        other = next(p for p in PRECISIONS if p != config.precision)
+        reference = _bench_one(replace(config, precision=other), args)
+        result["reference"] = reference
+        result["speedup_vs_reference"] = result["samples_per_second"] / reference["samples_per_second"]
+    if args.json:
+        print_json(result)
+        return 0
+    console = Console()
+    for row in [result, result.get("reference")]:
+        if row is not None:
+            console.print(
+                f"{row['samples_per_second']:.1f} training samples/s in {row['precision']} (median of "
+                f"{args.windows} windows of {args.window_steps} steps; {config.model}, {config.input_size[0]}x"
+                f"{config.input_size[1]}, batch {config.batch_size}, {row['source']}, {row['threads']} threads); "
+                f"{config.steps} steps of the {args.preset} preset take about {row['expected_train_minutes']:.1f} min"
+            )
+    if "reference" in result:
+        console.print(f"{result['precision']} is {result['speedup_vs_reference']:.2f}x as fast as "
+                      f"{result['reference']['precision']}")  # fmt: skip
+    return 0
+
+
+def _bench_one(config: TrainConfig, args: argparse.Namespace) -> dict[str, Any]:
+    """One `bench train` measurement of `config` with the command's windows, plus the preset and expected minutes."""
+    from egoface.train import benchmark_training
+    from egoface.train.calibrated import benchmark_calibrated_training
+
+    windows = {"windows": args.windows, "window_steps": args.window_steps, "warmup_steps": args.warmup_steps}
     if config.calibration is not None:
-        raise ValueError("bench train times the tracker trainer; time a calibrated preset with a short "
-                         "`egoface train --preset calibrated-... --steps N --json` (samples_per_second)")  # fmt: skip
-    result = benchmark_training(
-        config, args.data, windows=args.windows, window_steps=args.window_steps, warmup_steps=args.warmup_steps
-    )
+        result = benchmark_calibrated_training(config, args.data, **windows)
+    else:
+        result = benchmark_training(config, args.data, **windows)
     result["preset"] = args.preset
     result["expected_train_minutes"] = config.steps * config.batch_size / result["samples_per_second"] / 60
     result["config"] = config.to_dict()
-    if args.json:
-        print_json(result)
-    else:
-        Console().print(
-            f"{result['samples_per_second']:.1f} training samples/s (median of {args.windows} windows of "
-            f"{args.window_steps} steps; {config.model}, {config.input_size[0]}x{config.input_size[1]}, batch "
-            f"{config.batch_size}, {result['source']}, {result['threads']} threads); {config.steps} steps of the "
-            f"{args.preset} preset take about {result['expected_train_minutes']:.1f} min"
-        )
-    return 0
+    return result

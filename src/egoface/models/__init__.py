@@ -4,6 +4,7 @@
     out = model(images)                                # images: (B, C, 1, H, W) -> TrackerOutput
     model_from_config(ModelConfig.from_json(text))     # rebuild from the config saved with the weights
     model = load_model("RUN/model.pt"); load_shipped_model("default")   # model files, weights + config
+    detector = load_detector("RUN/detector.pt")        # 2D landmarks per camera (the flnet_detected baseline)
 
 Every model has `forward_features`, `forward_head`, `forward`, `num_features` and `.config`; trackers return a
 `TrackerOutput(expression (B, 53), free_expression (B, 45), gaze (B, 2, 2) deg)`.
@@ -30,6 +31,13 @@ from egoface.models.files import (
     shipped_model_path,
 )
 from egoface.models.heads import TrackerOutput
+from egoface.models.keypoints import (
+    KeypointDetector,
+    KeypointDetectorConfig,
+    KeypointOutput,
+    load_detector,
+    save_detector,
+)
 from egoface.models.registry import (
     backbone_from_config,
     create_backbone,
@@ -55,6 +63,9 @@ __all__ = [
     "CalibratedModelConfig",
     "ExpressionCritic",
     "FLNet",
+    "KeypointDetector",
+    "KeypointDetectorConfig",
+    "KeypointOutput",
     "MobileNetV3",
     "MobileNetV3Config",
     "ModelConfig",
@@ -75,12 +86,14 @@ __all__ = [
     "list_backbones",
     "list_calibrated_models",
     "list_models",
+    "load_detector",
     "load_model",
     "load_shipped_model",
     "model_from_config",
     "normalize_images",
     "register_backbone",
     "register_model",
+    "save_detector",
     "save_model",
     "shipped_model_path",
 ]

@@ -78,7 +78,9 @@ from egoface.train.trainer import (
     _torch_threads,
     _train_batches,
     _val_batches,
+    check_bench_windows,
     run_loop,
+    time_steps,
 )
 
 __all__ = [
@@ -86,6 +88,7 @@ __all__ = [
     "CalibratedTrainer",
     "FrontalSubject",
     "PhotometricLoss",
+    "benchmark_calibrated_training",
     "build_calibrated_model",
     "gradient_penalty",
     "train_calibrated",
@@ -373,6 +376,45 @@ def _anchor_datasets(
     return train_set, val_set, AnchorBank(bank)
 
 
+def _calibrated_trainer(
+    config: TrainConfig, root: Path, progress: Progress | None = None
+) -> tuple[CalibratedTrainer, HeadsetDataset, HeadsetDataset | None]:
+    """A fresh trainer of `config` on the store at `root`, with its training and validation datasets."""
+    model = build_calibrated_model(config)
+    train_set, val_set, anchors = _anchor_datasets(config, root, model, progress)
+    calibration = _calibration(config)
+    perceptual = calibration.loss == "perceptual"
+    geometry = GeometryLoss.from_store(root, config.loss) if perceptual or config.loss.geometry > 0 else None
+    photometric = None
+    if perceptual and calibration.photometric > 0:
+        photometric = PhotometricLoss.from_store(root, calibration.photometric_size)
+    return CalibratedTrainer(config, model, geometry, photometric, anchors), train_set, val_set
+
+
+def benchmark_calibrated_training(
+    config: TrainConfig,
+    data: str | os.PathLike[str],
+    *,
+    windows: int = 5,
+    window_steps: int = 5,
+    warmup_steps: int = 3,
+) -> dict[str, Any]:
+    """`egoface.train.benchmark_training` for a calibrated preset, on the store at `data` (the anchors are real
+    subjects' frames): the median samples/s of `windows` windows of `window_steps` steps through the training data
+    path, after `warmup_steps`. Every training subject's anchor images and rig are loaded before the first step, as
+    a training run has loaded them all after its first epoch, so the figure is the run's steady pace."""
+    check_bench_windows(windows, window_steps, warmup_steps)
+    with _torch_threads(config.threads):
+        trainer, train_set, _ = _calibrated_trainer(config, Path(data))
+        subjects = sorted({ref.subject for ref in train_set.recordings})
+        if trainer.anchors is not None:
+            trainer.anchors(subjects)
+        if trainer.geometry is not None:
+            trainer.geometry.preload(subjects)
+        batches = _train_batches(train_set, config, 0, warmup_steps + windows * window_steps)
+        return time_steps(trainer, batches, windows, window_steps, warmup_steps, f"dataset {data}")
+
+
 def train_calibrated(
     config: TrainConfig,
     data: str | os.PathLike[str],
@@ -386,15 +428,7 @@ def train_calibrated(
     directory `out`, created or resumed like `egoface.train.train`; `out/model.pt` is read by `load_model`."""
     with _torch_threads(config.threads):
         root, run = Path(data), Path(out)
-        model = build_calibrated_model(config)
-        train_set, val_set, anchors = _anchor_datasets(config, root, model, progress)
-        calibration = _calibration(config)
-        perceptual = calibration.loss == "perceptual"
-        geometry = GeometryLoss.from_store(root, config.loss) if perceptual or config.loss.geometry > 0 else None
-        photometric = None
-        if perceptual and calibration.photometric > 0:
-            photometric = PhotometricLoss.from_store(root, calibration.photometric_size)
-        trainer = CalibratedTrainer(config, model, geometry, photometric, anchors)
+        trainer, train_set, val_set = _calibrated_trainer(config, root, progress)
         run.mkdir(parents=True, exist_ok=True)
         best_val = _resume_or_start(trainer, run)
         stop = config.steps if stop_after is None else min(config.steps, max(stop_after, trainer.step))
@@ -403,5 +437,5 @@ def train_calibrated(
             evaluate = lambda: trainer.evaluate(_val_batches(val_set, config))  # noqa: E731
         return run_loop(
             trainer, run, config, _train_batches(train_set, config, trainer.step, stop), trainer.train_step,
-            evaluate, len(train_set), stop, best_val, geometry is not None, progress, tensorboard,
+            evaluate, len(train_set), stop, best_val, trainer.geometry is not None, progress, tensorboard,
         )  # fmt: skip

@@ -99,6 +99,11 @@ class GeometryLoss(nn.Module):
         return cls(lambda subject: subject_rig(store.subject_info(subject)), config.geometry_eye_weight,
                    config.geometry_mouth_weight)  # fmt: skip
 
+    def preload(self, subjects: Sequence[str]) -> None:
+        """Build the rigs of `subjects` now (about 80 ms each) rather than at their first batch."""
+        for subject in subjects:
+            self._rig(subject)
+
     def _rig(self, subject: str) -> tuple[FaceRig, torch.Tensor, torch.Tensor]:
         if subject not in self._rigs:
             rig = self._rig_of(subject)

@@ -61,7 +61,9 @@ __all__ = [
     "autocast",
     "benchmark_training",
     "build_model",
+    "check_bench_windows",
     "model_from_checkpoint",
+    "time_steps",
     "train",
 ]
 
@@ -590,15 +592,21 @@ def benchmark_training(
     CPU time of this process (not of loader processes) instead.
 
     With `data`, batches come from that store through the training data path (reading, resizing, collating, with
-    `data.num_workers` loader processes); without, from random tensors of the right shapes, which times the rest of
-    a step: augmentation, CutMix, model, losses, backward and optimizer. The geometry loss is left out in the
-    random-tensor mode (it needs real subjects).
+    `data.num_workers` loader processes; every training subject's rig is built before the first step, as a
+    training run has built them all after its first epoch); without, from random tensors of the right shapes,
+    which times the rest of a step: augmentation, CutMix, model, losses, backward and optimizer. The geometry loss
+    is left out in the random-tensor mode (it needs real subjects).
     """
+    check_bench_windows(windows, window_steps, warmup_steps)
+    with _torch_threads(config.threads):
+        return _benchmark(config, data, windows, window_steps, warmup_steps)
+
+
+def check_bench_windows(windows: int, window_steps: int, warmup_steps: int) -> None:
+    """Refuses bench settings that time nothing."""
     if windows < 1 or window_steps < 1 or warmup_steps < 0:
         raise ValueError(f"need windows >= 1, window_steps >= 1, warmup_steps >= 0; got {windows}, "
                          f"{window_steps}, {warmup_steps}")  # fmt: skip
-    with _torch_threads(config.threads):
-        return _benchmark(config, data, windows, window_steps, warmup_steps)
 
 
 def _benchmark(
@@ -616,7 +624,18 @@ def _benchmark(
         train_set, _ = _datasets(config, Path(data), model.config)
         batches = _train_batches(train_set, config, 0, total)
         geometry = GeometryLoss.from_store(data, config.loss) if config.loss.geometry > 0 else None
-    trainer = Trainer(config, model, geometry)
+        if geometry is not None:
+            geometry.preload(sorted({ref.subject for ref in train_set.recordings}))
+    source = "random tensors" if data is None else f"dataset {data}"
+    return time_steps(Trainer(config, model, geometry), batches, windows, window_steps, warmup_steps, source)
+
+
+def time_steps(
+    trainer: Trainer, batches: Iterator[Batch], windows: int, window_steps: int, warmup_steps: int, source: str
+) -> dict[str, Any]:
+    """`benchmark_training`'s measurement of `trainer.train_step` on `batches` (at least warmup_steps + windows x
+    window_steps of them); `source` says where the batches come from."""
+    config = trainer.config
     rates, cpu_rates = [], []
     for _ in range(warmup_steps):
         trainer.train_step(next(batches))
@@ -635,8 +654,9 @@ def _benchmark(
         "batch_size": config.batch_size,
         "model": config.model,
         "input_size": list(config.input_size),
-        "cameras": len(model.config.cameras),
-        "source": "random tensors" if data is None else f"dataset {data}",
+        "precision": config.precision,
+        "cameras": len(trainer.model.config.cameras),
+        "source": source,
         "threads": torch.get_num_threads(),
     }
 
