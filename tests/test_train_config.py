@@ -36,6 +36,7 @@ def test_the_calibrated_lite_stages_are_the_default_recipe_on_the_calibrated_enc
     assert lite.model == "calibrated_lite_192" and lite.input_size == (192, 192) and lite.calibration is not None
     assert lite.calibration.loss == "code" and lite.loss == PRESETS["default"].loss and lite.steps == 3000
     assert lite.data.subjects_per_batch == 4 and lite.data.cache_images and finetune.calibration == lite.calibration
+    assert lite.precision == finetune.precision == "bfloat16" and PRESETS["default"].precision == "float32"
     assert lite.calibration.module == "late_fusion" and not lite.calibration.linear_fusion  # the shipped model's
     # no rotation or scaling (they hid the sideways jaw), the rest of the augmentations as the default preset's
     assert lite.augment == AugmentConfig(max_rotation_deg=0.0, max_scale=1.0)

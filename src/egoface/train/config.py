@@ -200,8 +200,8 @@ class TrainConfig:
     thread count, so it is part of the config. calibration: set for the anchor-calibrated encoder (whose `model`
     is a registered `calibrated_*` model), None for every other tracker. precision: `float32`, or `bfloat16` for
     the training steps' forward passes under CPU autocast (convolutions and matrix products in bfloat16, losses,
-    weights and optimizer in float32; validation stays float32): 1.9x faster steps on a CPU with AVX512-BF16 or AMX
-    (the 192x192 calibrated encoder here), slower on one without.
+    weights and optimizer in float32; validation stays float32): 1.65x faster steps on a CPU with AVX512-BF16 or AMX
+    (the 192x192 calibrated encoder here, `egoface bench train --compare-precision`), slower on one without.
     """
 
     model: str = "refa_tiny"
@@ -276,13 +276,16 @@ _DEFAULT = TrainConfig(
 #: read from disk, a quarter less time), without the paper's rotation and scaling: a sideways jaw or mouth moves
 #: the lower face across the mouth cameras as a rotation of a few degrees does, so the encoder trained with them
 #: never predicted `jawLeft` (0.003 at the jaw_left peaks, truth 0.65) and mesh L2 was 0.442 mm against 0.369 without
-#: them (96x96 ablation, docs/calibration.md). Slip and donning are in the data itself.
+#: them (96x96 ablation, docs/calibration.md). Slip and donning are in the data itself. Forward passes in bfloat16
+#: (CPU autocast): 0.44 s a step instead of 0.72 s on this machine's AVX512-BF16 CPU, the two stages in about 31
+#: minutes instead of 54 (slower on a CPU without bfloat16 instructions: `--set precision=float32` there).
 _CALIBRATED_LITE = dataclasses.replace(
     _DEFAULT,
     model="calibrated_lite_192",
     data=DataConfig(num_workers=2, subjects_per_batch=4, cache_images=True),
     augment=AugmentConfig(max_rotation_deg=0.0, max_scale=1.0),
     calibration=CalibrationConfig(loss="code"),
+    precision="bfloat16",
 )
 #: Presets that fine-tune a trained run: they need `init`.
 FINETUNE_PRESETS = ("default-finetune", "calibrated-lite-finetune")
