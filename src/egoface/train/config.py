@@ -277,7 +277,7 @@ _DEFAULT = TrainConfig(
 #: the lower face across the mouth cameras as a rotation of a few degrees does, so the encoder trained with them
 #: never predicted `jawLeft` (0.003 at the jaw_left peaks, truth 0.65) and mesh L2 was 0.442 mm against 0.369 without
 #: them (96x96 ablation, docs/calibration.md). Slip and donning are in the data itself. Forward passes in bfloat16
-#: (CPU autocast): 0.44 s a step instead of 0.72 s on this machine's AVX512-BF16 CPU, the two stages in about 31
+#: (CPU autocast): 0.44 s a step instead of 0.72 s on this machine's AVX512-BF16 CPU, the two stages in 31.1
 #: minutes instead of 54 (slower on a CPU without bfloat16 instructions: `--set precision=float32` there).
 _CALIBRATED_LITE = dataclasses.replace(
     _DEFAULT,
