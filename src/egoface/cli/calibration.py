@@ -74,8 +74,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                              help="experiments trained at once, each in its own process (give each a share of the "
                                   "cores: --set threads=1 with 2 workers on 2 cores)")  # fmt: skip
     calibration.add_argument("--compare", nargs="*", default=["default", "neutral"],
-                             help="Table 1's other rows: runs (trackers, flnet/gt_mesh baselines), default, neutral; "
-                                  "a missing model is reported, not fatal")  # fmt: skip
+                             help="Table 1's other rows: runs (trackers, flnet/flnet_detected/gt_mesh baselines), "
+                                  "default, neutral; a missing model is reported, not fatal")  # fmt: skip
     calibration.add_argument("--only", metavar="NAMES",
                              help="comma-separated experiments to train and score, e.g. pooling,early_fusion (to split "
                                   "the ablation over machines or sessions): prints their results; the tables need "

@@ -89,8 +89,9 @@ class EvaluationTruth:
 
 @runtime_checkable
 class LabelInputPredictor(Protocol):
-    """A predictor whose input is derived from true labels (`needs`: `keypoints` or `mesh`) rather than images:
-    `predict_frames(truth, subject, recording, frames (B,) int)` -> expression (B, 53), gaze (B, 2, 2) deg."""
+    """A predictor that builds its own input from the evaluated recording rather than reading the tracker's camera
+    images (`needs`: `keypoints` or `mesh` from true labels, `detected_keypoints` from a keypoint detector on the
+    images): `predict_frames(truth, subject, recording, frames (B,) int)` -> expression (B, 53), gaze (B, 2, 2) deg."""
 
     name: str
     needs: str
