@@ -200,8 +200,8 @@ class TrainConfig:
     thread count, so it is part of the config. calibration: set for the anchor-calibrated encoder (whose `model`
     is a registered `calibrated_*` model), None for every other tracker. precision: `float32`, or `bfloat16` for
     the training steps' forward passes under CPU autocast (convolutions and matrix products in bfloat16, losses,
-    weights and optimizer in float32; validation stays float32): 1.65x faster steps on a CPU with AVX512-BF16 or AMX
-    (the 192x192 calibrated encoder here, `egoface bench train --compare-precision`), slower on one without.
+    weights and optimizer in float32; validation stays float32): 1.55-1.65x faster steps on a CPU with AVX512-BF16
+    or AMX (the 192x192 calibrated encoder here, `egoface bench train --compare-precision`), slower on one without.
     """
 
     model: str = "refa_tiny"
