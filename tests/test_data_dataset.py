@@ -125,13 +125,16 @@ def test_dataloader_workers_give_the_same_augmented_batches(store_root: Path) ->
 
 
 def test_cached_images_give_the_same_samples_and_are_read_up_front(store_root: Path) -> None:
-    """`cache_images` reads every recording's images into memory at construction; samples (anchors included) and
-    worker-loaded batches equal those read frame by frame from disk."""
+    """`cache_images` reads every recording's frames into memory at construction, prepared at the dataset's
+    resolution; at the stored size (24 x 32) samples (anchors included) and worker-loaded batches equal those read
+    frame by frame from disk, resized they differ by at most the 8-bit rounding of the cache."""
     anchors = ("neutral", "jaw_open_max")
-    from_disk = HeadsetDataset(store_root, resolution=(16, 16), anchors=anchors)
-    cached = HeadsetDataset(store_root, resolution=(16, 16), anchors=anchors, cache_images=True)
-    assert all(isinstance(a, np.ndarray) for handle in cached._open.values() for a in handle.images)
+    from_disk = HeadsetDataset(store_root, resolution=(24, 32), anchors=anchors)
+    cached = HeadsetDataset(store_root, resolution=(24, 32), anchors=anchors, cache_images=True)
     assert len(cached._open) == len(cached.recordings)
+    for handle, ref in zip(cached._open.values(), cached.recordings, strict=True):
+        assert handle.views is not None and handle.views.dtype == torch.uint8
+        assert handle.views.shape == (ref.frames, len(cached.cameras), 1, 24, 32)
     for index in (0, 17, len(cached) - 1):
         a, b = from_disk[index], cached[index]
         assert torch.equal(a.images, b.images)
@@ -139,6 +142,13 @@ def test_cached_images_give_the_same_samples_and_are_read_up_front(store_root: P
     in_workers = [b.images for b in DataLoader(cached, batch_size=8, collate_fn=collate, num_workers=2)]
     inline = [b.images for b in DataLoader(from_disk, batch_size=8, collate_fn=collate)]
     assert all(torch.equal(a, b) for a, b in zip(inline, in_workers, strict=True))
+    resized_from_disk = HeadsetDataset(store_root, resolution=(16, 16), anchors=anchors)
+    resized_cached = HeadsetDataset(store_root, resolution=(16, 16), anchors=anchors, cache_images=True)
+    for index in (0, 17, len(cached) - 1):
+        a, b = resized_from_disk[index], resized_cached[index]
+        assert a.images.shape == b.images.shape == (len(cached.cameras), 1, 16, 16)
+        assert 0 < (a.images - b.images).abs().max() <= 0.5 / 255 + 1e-6
+        assert all((a.anchor_images[n] - b.anchor_images[n]).abs().max() <= 0.5 / 255 + 1e-6 for n in anchors)
 
 
 def _dot_image(x: float, y: float, size: int = 65) -> torch.Tensor:

@@ -117,10 +117,11 @@ def test_an_interrupted_run_resumes_to_bit_identical_weights(store_root: Path, t
 
 def test_cached_images_in_forked_loader_workers_train_the_same_weights(store_root: Path, tmp_path: Path) -> None:
     """data.cache_images with 2 loader workers (forked, so that they share the cache, also where the process default
-    is spawn) gives the weights of a run reading every frame from disk in this process."""
-    config = apply_overrides(PRESETS["tiny"], ["input_size=32,32", "batch_size=16", "steps=3"])
+    is spawn) gives the weights of a run reading every frame from disk in this process (at the stored 24 x 32, where
+    the cache holds the stored pixels)."""
+    config = apply_overrides(PRESETS["tiny"], ["input_size=24,32", "batch_size=16", "steps=3"])
     cached = apply_overrides(config, ["data.cache_images=true", "data.num_workers=2"])
-    loader = _loader(HeadsetDataset(store_root, resolution=(32, 32)), [[0, 1]], cached)
+    loader = _loader(HeadsetDataset(store_root, resolution=(24, 32)), [[0, 1]], cached)
     assert isinstance(loader, DataLoader) and loader.multiprocessing_context.get_start_method() == "fork"
     train(config, store_root, tmp_path / "disk")
     train(cached, store_root, tmp_path / "cached")

@@ -103,18 +103,25 @@ class Batch:
     anchor_images: dict[str, torch.Tensor]
 
 
+def _prepare_camera(frames: np.ndarray, camera: str, resolution: tuple[int, int], flip_left: bool) -> torch.Tensor:
+    """One camera's uint8 `(T, H_c, W_c)` frames -> `(T, 1, H, W)` float32 in [0, 1]: flipped if a left camera
+    (and `flip_left`), resized."""
+    view = torch.from_numpy(np.ascontiguousarray(frames)).to(torch.float32).div_(255.0)[:, None]
+    if flip_left and is_left_camera(camera):
+        view = torch.flip(view, dims=[-1])
+    if tuple(view.shape[-2:]) != tuple(resolution):
+        view = F.interpolate(view, size=resolution, mode="bilinear", align_corners=False, antialias=True)
+    return view
+
+
 def prepare_views(
     images: Sequence[np.ndarray], cameras: Sequence[str], resolution: tuple[int, int], flip_left: bool = True
 ) -> torch.Tensor:
     """Per-camera uint8 `(H_c, W_c)` images -> `(C, 1, H, W)` float32 in [0, 1]: left cameras flipped, resized."""
-    views = []
-    for image, camera in zip(images, cameras, strict=True):
-        view = torch.from_numpy(np.ascontiguousarray(image)).to(torch.float32).div_(255.0)[None, None]
-        if flip_left and is_left_camera(camera):
-            view = torch.flip(view, dims=[-1])
-        if tuple(view.shape[-2:]) != tuple(resolution):
-            view = F.interpolate(view, size=resolution, mode="bilinear", align_corners=False, antialias=True)
-        views.append(view[0])
+    views = [
+        _prepare_camera(image[None], camera, resolution, flip_left)[0]
+        for image, camera in zip(images, cameras, strict=True)
+    ]
     return torch.stack(views)
 
 
@@ -138,15 +145,24 @@ def prepare_keypoints(
 
 
 class _OpenRecording:
-    """Per-worker handles of one recording: lazy zarr image arrays (or, with `cache_images`, the decoded arrays,
-    read in one bulk call each: about 4x less time per frame than frame by frame); labels read whole."""
+    """Per-worker handles of one recording: lazy zarr image arrays; labels read whole. With `cache`, also its frames
+    as `prepare_views` gives them, read in one bulk call per camera (about 4x less time per frame than frame by frame)
+    and prepared once: `views` (T, C, 1, H, W) uint8, flipped and resized to `resolution` (rounded to 8 bits, so at
+    the stored size exactly the stored pixels), so that loader workers do not resize the same frames every epoch."""
 
-    def __init__(self, ref: RecordingRef, cameras: tuple[str, ...], cache_images: bool) -> None:
+    def __init__(
+        self, ref: RecordingRef, cameras: tuple[str, ...], cache: bool, resolution: tuple[int, int], flip_left: bool
+    ) -> None:
         group = zarr.open_group(ref.path, mode="r")
         paths = set(array_paths(group))
-        arrays = [open_array(group, f"images/{c}") for c in cameras]
-        self.images: list[Any] = [np.asarray(a[:]) for a in arrays] if cache_images else arrays
+        self.images: list[Any] = [open_array(group, f"images/{c}") for c in cameras]
         self.sizes = [(int(a.shape[1]), int(a.shape[2])) for a in self.images]
+        self.views: torch.Tensor | None = None
+        if cache:
+            prepared = [
+                _prepare_camera(a[:], c, resolution, flip_left) for a, c in zip(self.images, cameras, strict=True)
+            ]
+            self.views = torch.stack(prepared, dim=1).mul_(255.0).round_().to(torch.uint8)
         self.labels = read_labels(ref.path, cameras, slice(None)) if "labels/expression" in paths else None
         self.ood = read_array(group, "labels/ood") if "labels/ood" in paths else None
 
@@ -159,9 +175,11 @@ class HeadsetDataset(Dataset[Sample]):
     `egoface.data.augment.cutmix`);
     augmentation is deterministic in (`seed`, epoch, index) — call `set_epoch` each epoch; `anchors` names the
     anchor segments whose images each sample carries. `cache_images` reads every recording's images into memory
-    here, in bulk (the stored frames' bytes, e.g. ~1.4 GB for the 128 training subjects of the `many` preset),
-    instead of each frame from disk each time it is sampled; DataLoader workers forked from this process share
-    that memory.
+    here, in bulk, already flipped and resized to `resolution` as 8-bit pixels (H x W bytes per camera and frame,
+    e.g. ~1.4 GB for the 128 training subjects of the `many` preset at 128x128), instead of each frame from disk
+    and through the resize each time it is sampled; DataLoader workers forked from this process share that memory.
+    At the stored resolution its samples equal those read from disk; resized, they differ by the 8-bit rounding
+    (at most 0.5 / 255).
     """
 
     def __init__(
@@ -249,7 +267,9 @@ class HeadsetDataset(Dataset[Sample]):
         return state
 
     def _recording(self, ref: RecordingRef) -> _OpenRecording:
-        handle = self._open.pop(ref.path, None) or _OpenRecording(ref, self.cameras, self.cache_images)
+        handle = self._open.pop(ref.path, None) or _OpenRecording(
+            ref, self.cameras, self.cache_images, self.resolution, self.flip_left
+        )
         self._open[ref.path] = handle
         while len(self._open) > _OPEN_RECORDINGS and not self.cache_images:
             self._open.popitem(last=False)
@@ -262,6 +282,8 @@ class HeadsetDataset(Dataset[Sample]):
         raise KeyError(f"{subject}/{recording} is not in this dataset")
 
     def _views(self, handle: _OpenRecording, frame: int) -> torch.Tensor:
+        if handle.views is not None:
+            return handle.views[frame].to(torch.float32).div_(255.0)
         raw = [np.asarray(array[frame]) for array in handle.images]
         return prepare_views(raw, self.cameras, self.resolution, self.flip_left)
 

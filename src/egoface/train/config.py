@@ -45,9 +45,10 @@ class DataConfig:
     frames evenly spaced over them. `num_workers`: DataLoader worker processes (0 = load in the training process).
     `subjects_per_batch`: 0 = a batch is any frames; n = each batch is n runs of batch_size / n frames of one
     subject (the calibrated encoder then encodes the anchors of n subjects per step, not of ~batch_size).
-    `cache_images`: read every training and validation image into memory once, in bulk, before training (the stored
-    frames' bytes: ~1.4 GB for the `many` preset's training subjects, ~5.6 GB for `many-192`'s; loader workers
-    share it) instead of each frame from disk each time it is sampled."""
+    `cache_images`: read every training and validation image into memory once, in bulk, before training, flipped
+    and resized to the input size as 8-bit pixels (at 192x192 ~5.6 GB for `many-192`'s training and validation
+    subjects, at 160x160 ~3.9 GB; loader workers share it) instead of reading and resizing each frame each time it
+    is sampled (`HeadsetDataset`)."""
 
     domains: tuple[str, ...] = ("synthetic",)
     train_splits: tuple[str, ...] = ("train",)
