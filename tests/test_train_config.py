@@ -33,15 +33,17 @@ def test_the_train_command_offers_every_preset() -> None:
 
 def test_the_calibrated_lite_stages_are_the_default_recipe_on_the_calibrated_encoder() -> None:
     lite, finetune = PRESETS["calibrated-lite"], PRESETS["calibrated-lite-finetune"]
-    assert lite.model == "calibrated_lite_192" and lite.input_size == (192, 192) and lite.calibration is not None
-    assert lite.calibration.loss == "code" and lite.loss == PRESETS["default"].loss and lite.steps == 3000
+    assert lite.model == "calibrated_lite_192" and lite.input_size == (160, 160) and lite.calibration is not None
+    assert lite.calibration.loss == "code" and lite.loss == PRESETS["default"].loss and lite.steps == 4000
+    assert lite.optim == dataclasses.replace(PRESETS["default"].optim, weight_decay=0.05)  # session 17's decay
     assert lite.data.subjects_per_batch == 4 and lite.data.cache_images and finetune.calibration == lite.calibration
     assert lite.precision == finetune.precision == "bfloat16" and PRESETS["default"].precision == "float32"
     assert lite.calibration.module == "late_fusion" and not lite.calibration.linear_fusion  # the shipped model's
     # no rotation or scaling (they hid the sideways jaw), the rest of the augmentations as the default preset's
     assert lite.augment == AugmentConfig(max_rotation_deg=0.0, max_scale=1.0)
     default_finetune = PRESETS["default-finetune"]
-    assert (finetune.model, finetune.steps, finetune.optim) == (lite.model, 500, default_finetune.optim)
+    assert (finetune.model, finetune.steps, finetune.input_size) == (lite.model, 500, lite.input_size)
+    assert finetune.optim == dataclasses.replace(default_finetune.optim, weight_decay=lite.optim.weight_decay)
     assert finetune.augment is not None and default_finetune.augment is not None
     assert finetune.augment == dataclasses.replace(default_finetune.augment, max_rotation_deg=0.0, max_scale=1.0)
 
