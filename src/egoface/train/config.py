@@ -280,8 +280,8 @@ _DEFAULT = TrainConfig(
 #: docs/calibration.md). Slip and donning are in the data itself. Forward passes in bfloat16 (CPU autocast): 1.55-1.65x
 #: faster steps on this machine's AVX512-BF16 CPU (slower on a CPU without bfloat16 instructions: `--set
 #: precision=float32` there). At 160x160 for 4000 steps rather than 192x192 for 3000: 30 % fewer FLOPs a step, 18 %
-#: less time (`bench train`), so 10 % more time in all. AdamW's weight decay 0.05 instead of the papers' 1e-5: with it mesh L2 on the test identities read 0.294
-#: against 0.319 mm (the same seed; docs/calibration.md, session 17).
+#: less time (`bench train`), so 10 % more time in all. AdamW's weight decay 0.05 instead of the papers' 1e-5: with
+#: it mesh L2 on the test identities read 0.294 against 0.319 mm (the same seed; docs/calibration.md, session 17).
 _CALIBRATED_LITE = dataclasses.replace(
     _DEFAULT,
     model="calibrated_lite_192",
