@@ -236,9 +236,13 @@ register_model(
         arch="refa", backbone=get_backbone_config("resnet18_like"), cameras=_FIVE_CAMERAS, input_size=(224, 224)
     ),
 )
-# Baselines (one network for all cameras, so no mirroring); flnet takes 20 keypoints per camera.
+# Baselines (one network for all cameras, so no mirroring); flnet takes 20 keypoints per camera. necknet has the
+# shipped encoder's backbone (`resnet_lite_192`) and head width, so against the shipped model it measures the
+# multi-branch design (an encoder per camera role, the per-eye head), not a smaller network.
 register_model(
     "necknet",
-    ModelConfig(arch="necknet", backbone=get_backbone_config("resnet_tiny"), flipped_cameras=(), hidden_features=128),
+    ModelConfig(
+        arch="necknet", backbone=get_backbone_config("resnet_lite_192"), flipped_cameras=(), hidden_features=128
+    ),
 )
 register_model("flnet", ModelConfig(arch="flnet", flipped_cameras=(), num_keypoints=20))
