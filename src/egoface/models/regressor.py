@@ -236,13 +236,19 @@ register_model(
         arch="refa", backbone=get_backbone_config("resnet18_like"), cameras=_FIVE_CAMERAS, input_size=(224, 224)
     ),
 )
-# Baselines (one network for all cameras, so no mirroring); flnet takes 20 keypoints per camera. necknet has the
-# shipped encoder's backbone (`resnet_lite_192`) and head width, so against the shipped model it measures the
-# multi-branch design (an encoder per camera role, the per-eye head), not a smaller network.
+# Baselines (one network for all cameras, so no mirroring); flnet takes 20 keypoints per camera. necknet is the
+# shipped encoder's backbone (`resnet_lite_192`) at twice the width, so one pass over the 4 stacked cameras costs
+# what the shipped model's 4 encoder passes do (101 against 99 MMACs at 160x160): against it, necknet measures the
+# multi-branch design (an encoder per camera role, the per-eye head), not a smaller network. At 1x width (26 MMACs)
+# its first layer squeezes all 4 cameras into 8 channels and it tracked no better than the neutral face
+# (docs/calibration.md, session 18).
 register_model(
     "necknet",
     ModelConfig(
-        arch="necknet", backbone=get_backbone_config("resnet_lite_192"), flipped_cameras=(), hidden_features=128
+        arch="necknet",
+        backbone=replace(get_backbone_config("resnet_lite_192"), width_mult=2.0),
+        flipped_cameras=(),
+        hidden_features=128,
     ),
 )
 register_model("flnet", ModelConfig(arch="flnet", flipped_cameras=(), num_keypoints=20))
