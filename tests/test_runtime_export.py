@@ -106,6 +106,13 @@ def test_count_macs_counts_convolutions_and_linear_layers() -> None:
     assert count_macs(small_model("necknet", size=64)) > 3 * macs
 
 
+def test_necknet_costs_what_the_multi_branch_encoders_cost() -> None:
+    """The raw-image baseline is compared at the shipped encoders' compute, not as a smaller network."""
+    necknet = count_macs(create_model("necknet", input_size=(160, 160)))
+    multi_branch = count_macs(create_model("refa_lite_192", input_size=(160, 160)))
+    assert abs(necknet / multi_branch - 1) < 0.05
+
+
 def test_feature_statistics_separate_outliers() -> None:
     rng = np.random.default_rng(0)
     basis = rng.standard_normal((6, 40))
