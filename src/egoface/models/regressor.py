@@ -239,9 +239,8 @@ register_model(
 # Baselines (one network for all cameras, so no mirroring); flnet takes 20 keypoints per camera. necknet is the
 # shipped encoder's backbone (`resnet_lite_192`) at twice the width, so one pass over the 4 stacked cameras costs
 # what the shipped model's 4 encoder passes do (101 against 99 MMACs at 160x160): against it, necknet measures the
-# multi-branch design (an encoder per camera role, the per-eye head), not a smaller network. At 1x width (26 MMACs)
-# its first layer squeezes all 4 cameras into 8 channels and it tracked no better than the neutral face
-# (docs/calibration.md, session 18).
+# multi-branch design (an encoder per camera role, the per-eye head), not a smaller network. At both widths and in
+# both recipes tried it tracked no better than the neutral face (docs/metrics.md, "The raw-image baseline").
 register_model(
     "necknet",
     ModelConfig(
